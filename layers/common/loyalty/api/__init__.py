@@ -1,0 +1,1 @@
+"""The HTTP API: edge models and routers. Functions compose these; rules live elsewhere."""

@@ -1,0 +1,41 @@
+"""/v1/members: enrol and read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from loyalty import members
+from loyalty.api.deps import stores
+from loyalty.api.schemas import ID_PATTERN, EnrolRequest, MemberOut
+from loyalty.models import Consents, Profile
+from loyalty.web import actor_of, json_response
+
+router = APIGatewayRouter()
+
+MemberId = Annotated[str, Path(pattern=ID_PATTERN, description="The customer's id in the shop.")]
+
+
+@router.post("/v1/members", summary="Enrol a member", responses={201: {"description": "Enrolled"}})
+def enrol(body: EnrolRequest) -> Response[MemberOut]:
+    actor = actor_of(router)
+    profile = Profile(
+        email=body.email,
+        phone=body.phone,
+        locale=body.locale,
+        time_zone=body.time_zone,
+        birthday=body.birthday,
+        consents=Consents(**body.consents.model_dump()),
+        program_id=body.program_id or "",
+    )
+    member, created = members.enrol(stores(), actor.tenant_id, body.member_id, profile)
+    return json_response(201 if created else 200, MemberOut.of(member))
+
+
+@router.get("/v1/members/<member_id>", summary="Read a member: profile, balance and tier")
+def get_member(member_id: MemberId) -> MemberOut:
+    actor = actor_of(router)
+    return MemberOut.of(members.get(stores(), actor.tenant_id, member_id))

@@ -1,0 +1,43 @@
+"""Pure bonus rules: values in, values out. No storage, no clock, no environment."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from loyalty.models import BASIS_POINTS, Program, Tier
+
+
+def tier_for(program: Program, lifetime_spend: int) -> Tier:
+    """The highest tier whose threshold the member's lifetime spend has reached."""
+    reached = program.tiers[0]
+    for tier in program.tiers:
+        if lifetime_spend >= tier.threshold:
+            reached = tier
+    return reached
+
+
+def accrual_points(program: Program, tier: Tier, amount: int) -> int:
+    """Points for a purchase: the tier's percent of the amount, at the point value, rounded down."""
+    return (amount * tier.accrual_bp) // (BASIS_POINTS * program.point_value)
+
+
+def max_redeemable(program: Program, order_amount: int, available: int) -> int:
+    """The most points an order may use: the program's cap on the order's share, and the balance."""
+    cap_amount = (order_amount * program.max_redeem_share_bp) // BASIS_POINTS
+    return max(0, min(available, cap_amount // program.point_value))
+
+
+def burn_date(program: Program, earned_at: datetime) -> date:
+    """The date points earned at ``earned_at`` burn (they are spendable through the day before)."""
+    return (earned_at + timedelta(days=program.lifetime_days)).date()
+
+
+def proportional_share(total: int, part: int, whole: int) -> int:
+    """``total * part / whole`` rounded down, so that cumulative shares end exactly at ``total``.
+
+    Refunds take ``share(refunded_so_far) - share(refunded_before)``: rounding happens on the
+    running total, never on each piece, so full refunds in any number of parts add up exactly.
+    """
+    if whole <= 0:
+        return 0
+    return (total * min(part, whole)) // whole

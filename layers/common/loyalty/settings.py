@@ -1,0 +1,26 @@
+"""Each function's environment, read once into a typed object (never ``os.environ`` in the logic)."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    ledger_table: str = Field(min_length=1)
+    config_table: str = Field(min_length=1)
+    service: str = "loyalty"
+
+
+@cache
+def settings() -> Settings:
+    """The settings of this process; a missing variable fails loudly at the first request."""
+    return Settings(
+        ledger_table=os.environ.get("LEDGER_TABLE", ""),
+        config_table=os.environ.get("CONFIG_TABLE", ""),
+        service=os.environ.get("POWERTOOLS_SERVICE_NAME", "loyalty"),
+    )

@@ -1,0 +1,109 @@
+"""A thin layer over the low-level DynamoDB client: marshalling, and retries that are safe.
+
+Every write of the engine is either a single conditional write or one ``TransactWriteItems`` whose
+items all carry conditions, so re-running a whole operation after a conflict, a throttle or a
+lost response can never apply it twice (the permanent idempotency guard sees to that).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any, TypeVar
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from loyalty.errors import Unavailable
+
+T = TypeVar("T")
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+# botocore retries throttles on its own (standard mode); our loop re-runs whole operations.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=5,
+    tcp_keepalive=True,
+)
+RETRYABLE_CODES = {
+    "TransactionConflictException",
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+}
+
+
+@cache
+def client() -> Any:
+    """This process's DynamoDB client, made on first use (not at import: tests pass their own)."""
+    return boto3.client("dynamodb", config=CLIENT_CONFIG)
+
+
+def marshal(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(value) for key, value in item.items() if value is not None}
+
+
+def unmarshal(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def values(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """Expression attribute values, marshalled."""
+    return {key: _serializer.serialize(value) for key, value in mapping.items()}
+
+
+class Retry(Exception):
+    """Raised inside an operation to ask for a fresh attempt (e.g. a version moved)."""
+
+
+def cancellation_codes(error: ClientError) -> list[str]:
+    return [reason.get("Code", "None") for reason in error.response.get("CancellationReasons", [])]
+
+
+def is_retryable(error: Exception) -> bool:
+    if isinstance(error, Retry | BotoCoreError):
+        return True  # BotoCoreError: connection reset, read timeout (maybe a lost response)
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in RETRYABLE_CODES:
+            return True
+        if code == "TransactionCanceledException":
+            return any(c in RETRYABLE_CODES for c in cancellation_codes(error))
+    return False
+
+
+def with_retries(
+    operation: Callable[[], T],
+    *,
+    attempts: int = 8,
+    base_delay: float = 0.01,
+    max_delay: float = 0.4,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``operation`` until it succeeds or a non-retryable error; 503 when attempts run out.
+
+    Full jitter spreads competing writers of one member apart; the bound keeps a request well
+    inside the function's timeout.
+    """
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except Exception as error:
+            if not is_retryable(error):
+                raise
+            if attempt == attempts - 1:
+                raise Unavailable(
+                    "The ledger is busy; retry the same request (it is idempotent).", retry_after=1
+                ) from error
+            sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))
+    raise AssertionError("unreachable")

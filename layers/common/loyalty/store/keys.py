@@ -1,0 +1,56 @@
+"""Item keys. Every key starts with the tenant, so no query can cross tenants."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def tenant_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}"
+
+
+def member_pk(tenant_id: str, member_id: str) -> str:
+    return f"T#{tenant_id}#M#{member_id}"
+
+
+def hold_pk(tenant_id: str, hold_id: str) -> str:
+    return f"T#{tenant_id}#H#{hold_id}"
+
+
+def api_key_pk(key_hash: str) -> str:
+    return f"KEY#{key_hash}"
+
+
+MEMBER_SK = "MEMBER"
+HOLD_SK = "HOLD"
+TENANT_SK = "TENANT"
+
+
+def program_sk(program_id: str) -> str:
+    return f"P#{program_id}"
+
+
+def entry_sk(seq: int) -> str:
+    return f"E#{seq:012d}"
+
+
+def lot_sk(burn_date: str) -> str:
+    return f"L#{burn_date}"
+
+
+def guard_sk(kind: str, business_key: str) -> str:
+    return f"G#{kind}#{business_key}"
+
+
+def order_sk(order_id: str) -> str:
+    return f"O#{order_id}"
+
+
+def idempotency_key_sk(key: str) -> str:
+    return f"IK#{key}"
+
+
+def stable_id(prefix: str, *parts: str, length: int = 20) -> str:
+    """A deterministic id from business keys: the same request always names the same thing."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:length]
+    return f"{prefix}_{digest}"

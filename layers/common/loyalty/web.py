@@ -1,0 +1,176 @@
+"""The API conventions every HTTP function follows.
+
+One resolver factory: Powertools' REST resolver with pydantic validation, errors as RFC 9457
+``application/problem+json`` mapped in one place, the correlation id echoed on every response,
+and the OpenAPI document served at ``GET /v1/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.router import Router
+from pydantic import BaseModel
+
+from loyalty.errors import DomainError, Unauthorized
+from loyalty.models import Actor, Role
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:problem:loyalty:"
+MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 16
+
+logger = Logger(child=True)
+
+
+def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Response:
+    body = {"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
+    body.update({key: value for key, value in extra.items() if value is not None})
+    return Response(status_code=status, content_type=PROBLEM_JSON, body=json.dumps(body, ensure_ascii=False))
+
+
+def _location(loc: Iterable[Any]) -> str:
+    """``("body", "consents", "marketing")`` -> ``consents.marketing``; where the field lives."""
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        where, parts = parts[0], parts[1:]
+        if where != "body":
+            return f"{where}:{'.'.join(parts)}" if parts else where
+    return ".".join(parts) or "body"
+
+
+_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field; remove it",
+    "json_invalid": "is not valid JSON",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+}
+
+
+def validation_problem(errors: list[dict[str, Any]]) -> Response:
+    """422 with one entry per field: where, and what to fix. Broken JSON is a 400."""
+    if any(error.get("type") == "json_invalid" for error in errors):
+        error = next(e for e in errors if e.get("type") == "json_invalid")
+        reason = (error.get("ctx") or {}).get("error", "malformed")
+        return problem(400, "malformed-json", "Malformed JSON", f"The request body is not valid JSON ({reason}).")
+    fields = []
+    for error in errors:
+        message = _MESSAGES.get(error.get("type", ""), error.get("msg", "is invalid"))
+        fields.append({"field": _location(error.get("loc", ())), "message": message, "type": error.get("type")})
+    summary = "; ".join(f"{f['field']} {f['message']}" for f in fields[:5])
+    return problem(422, "invalid-request", "Invalid Request", f"Fix these fields: {summary}.", errors=fields)
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
+def build_resolver(routers: Iterable[Router], *, title: str, version: str) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    for router in routers:
+        app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response:
+        return validation_problem(list(error.errors()))
+
+    @app.exception_handler(DomainError)
+    def _domain(error: DomainError) -> Response:
+        return problem(error.status, error.slug, error.title, error.detail, **error.extra)
+
+    @app.not_found
+    def _not_found(_: NotFoundError) -> Response:
+        event = app.current_event
+        allowed = sorted(
+            route.method
+            for route in app._static_routes + app._dynamic_routes
+            if route.method != event.http_method and route.rule.match(event.path)
+        )
+        if allowed:
+            response = problem(
+                405, "method-not-allowed", "Method Not Allowed",
+                f"{event.http_method} is not supported here; use {', '.join(allowed)}.",
+            )
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        return problem(404, "not-found", "Not Found", "No such route. The API is described at GET /v1/openapi.json.")
+
+    @app.exception_handler(Exception)
+    def _bug(error: Exception) -> Response:
+        logger.exception("unhandled error")
+        return problem(500, "internal", "Internal Server Error", "An unexpected error; it was logged.")
+
+    def guard_body(app: APIGatewayRestResolver, next_middleware):  # type: ignore[no-untyped-def]
+        body = app.current_event.body
+        if body:
+            if len(body.encode()) > MAX_BODY_BYTES:
+                limit = f"The body may be {MAX_BODY_BYTES} bytes at most."
+                return problem(413, "too-large", "Content Too Large", limit)
+            too_deep = problem(400, "too-deep", "JSON Too Deep", f"JSON may nest {MAX_JSON_DEPTH} levels at most.")
+            try:
+                parsed = json.loads(body)
+            except RecursionError:
+                return too_deep
+            except ValueError as error:
+                return problem(400, "malformed-json", "Malformed JSON", f"The body is not valid JSON ({error}).")
+            if _depth(parsed, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+                return too_deep
+        return next_middleware(app)
+
+    def correlation(app: APIGatewayRestResolver, next_middleware):  # type: ignore[no-untyped-def]
+        response = next_middleware(app)
+        response.headers["X-Request-Id"] = app.current_event.request_context.request_id or ""
+        return response
+
+    app.use([correlation, guard_body])
+
+    document: list[str] = []  # rendered once per cold start, on first request
+
+    @app.get("/v1/openapi.json", include_in_schema=False)
+    def _openapi():  # type: ignore[no-untyped-def]  # unannotated: not part of the schema
+        if not document:
+            document.append(
+                app.get_openapi_json_schema(
+                    title=title,
+                    version=version,
+                    description="Errors are RFC 9457 application/problem+json. Every POST accepts Idempotency-Key.",
+                    security_schemes={"apiKey": HTTPBearer(description="Authorization: Bearer <API key>")},
+                    security=[{"apiKey": []}],
+                )
+            )
+        return Response(status_code=HTTPStatus.OK, content_type="application/json", body=document[0])
+
+    return app
+
+
+def actor_of(app: APIGatewayRestResolver) -> Actor:
+    """The caller, as the authorizer resolved it (tenant, key, role); 401 if it is missing."""
+    context = app.current_event.request_context.authorizer or {}
+    try:
+        return Actor(tenant_id=context["tenant_id"], key_id=context["key_id"], role=Role(context["role"]))
+    except (KeyError, ValueError, TypeError) as error:
+        raise Unauthorized("Send a valid API key as: Authorization: Bearer <key>.") from error
+
+
+def json_response(status: int, model: BaseModel) -> Response:
+    return Response(status_code=status, content_type="application/json", body=model)
