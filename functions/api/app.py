@@ -7,13 +7,15 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from loyalty.api import members
+from loyalty.api import ledger, members
+from loyalty.api.idempotency import idempotency_middleware
 from loyalty.web import build_resolver
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = build_resolver([members.router], title="Loyalty engine API", version="1.0.0")
+app = build_resolver([members.router, ledger.router], title="Loyalty engine API", version="1.0.0")
+app.use([idempotency_middleware])
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

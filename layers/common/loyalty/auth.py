@@ -48,9 +48,7 @@ def allow_policy(api_key: ApiKey, method_arn: str) -> dict[str, Any]:
         "principalId": api_key.key_id,
         "policyDocument": {
             "Version": "2012-10-17",
-            "Statement": [
-                {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": api_scope_arn(method_arn)}
-            ],
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": api_scope_arn(method_arn)}],
         },
         # Context values must be strings, numbers or booleans.
         "context": {"tenant_id": api_key.tenant_id, "key_id": api_key.key_id, "role": api_key.role.value},

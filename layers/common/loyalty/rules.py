@@ -41,3 +41,24 @@ def proportional_share(total: int, part: int, whole: int) -> int:
     if whole <= 0:
         return 0
     return (total * min(part, whole)) // whole
+
+
+def spend_plan(lots: list[tuple[str, int]], points: int, prefer: str | None = None) -> list[tuple[str, int]]:
+    """Which lots pay ``points``: earliest burn date first (``prefer``'s lot first if given).
+
+    ``lots`` are ``(burn_date, remaining)``; the result is ``(burn_date, taken)`` for each lot
+    touched. If the lots hold less than ``points``, the plan takes what there is.
+    """
+    ordered = sorted(lots)
+    if prefer is not None:
+        ordered.sort(key=lambda lot: lot[0] != prefer)
+    plan: list[tuple[str, int]] = []
+    left = points
+    for burn, remaining in ordered:
+        if left <= 0:
+            break
+        take = min(remaining, left)
+        if take > 0:
+            plan.append((burn, take))
+            left -= take
+    return plan

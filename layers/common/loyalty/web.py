@@ -108,7 +108,9 @@ def build_resolver(routers: Iterable[Router], *, title: str, version: str) -> AP
         )
         if allowed:
             response = problem(
-                405, "method-not-allowed", "Method Not Allowed",
+                405,
+                "method-not-allowed",
+                "Method Not Allowed",
                 f"{event.http_method} is not supported here; use {', '.join(allowed)}.",
             )
             response.headers["Allow"] = ", ".join(allowed)

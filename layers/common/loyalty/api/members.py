@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from loyalty import members
-from loyalty.api.deps import stores
+from loyalty.api.deps import ledger, stores
 from loyalty.api.schemas import ID_PATTERN, EnrolRequest, MemberOut
 from loyalty.models import Consents, Profile
 from loyalty.web import actor_of, json_response
@@ -37,5 +37,6 @@ def enrol(body: EnrolRequest) -> Response[MemberOut]:
 
 @router.get("/v1/members/<member_id>", summary="Read a member: profile, balance and tier")
 def get_member(member_id: MemberId) -> MemberOut:
-    actor = actor_of(router)
-    return MemberOut.of(members.get(stores(), actor.tenant_id, member_id))
+    tenant_id = actor_of(router).tenant_id
+    member = members.get(stores(), tenant_id, member_id)
+    return MemberOut.of(member, ledger().balance_view(tenant_id, member_id))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -59,6 +59,11 @@ class EnrolRequest(Request):
         return value
 
 
+class ExpiryOut(BaseModel):
+    date: str
+    points: int
+
+
 class ConsentsOut(BaseModel):
     marketing: bool
     bonus_notices: bool
@@ -79,9 +84,10 @@ class MemberOut(BaseModel):
     held: int
     available: int
     lifetime_earned: int
+    next_expiry: ExpiryOut | None = None
 
     @classmethod
-    def of(cls, member: Member) -> MemberOut:
+    def of(cls, member: Member, view: dict | None = None) -> MemberOut:
         profile = member.profile
         return cls(
             member_id=member.member_id,
@@ -98,4 +104,151 @@ class MemberOut(BaseModel):
             held=member.balance.held,
             available=member.balance.available,
             lifetime_earned=member.balance.lifetime_earned,
-        )
+        ).model_copy(update=cls._ledger_view(view))
+
+    @staticmethod
+    def _ledger_view(view: dict | None) -> dict:
+        if not view:
+            return {}
+        expiry = view["next_expiry"]
+        return {
+            "balance": view["balance"],
+            "held": view["held"],
+            "available": view["available"],
+            "lifetime_earned": view["lifetime_earned"],
+            "tier": view["tier"],
+            "next_expiry": ExpiryOut(**expiry) if expiry else None,
+        }
+
+
+# ---------------------------------------------------------------------------- ledger
+Points = Field(ge=1, le=1_000_000_000, description="Whole points.")
+Amount = Field(ge=1, le=10**13, description="Money in integer minor units (cents, kopecks).")
+CurrencyCode = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.", examples=["RUB"])
+
+
+class PurchaseRequest(Request):
+    order_id: str = Field(pattern=ID_PATTERN)
+    amount: int = Amount
+    currency: str = CurrencyCode
+    occurred_at: datetime | None = Field(default=None, description="RFC 3339; defaults to now.")
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a time zone, e.g. 2026-11-23T10:00:00Z")
+        return value
+
+
+class PurchaseOut(BaseModel):
+    entry_id: str
+    points: int
+    balance: int
+    tier: str
+    burn_date: str
+
+
+class QuoteRequest(Request):
+    order_amount: int = Amount
+    currency: str = CurrencyCode
+
+
+class QuoteOut(BaseModel):
+    max_points: int
+    max_amount: int
+    available: int
+    point_value: int
+    currency: str
+
+
+class SpendRequest(Request):
+    order_id: str = Field(pattern=ID_PATTERN)
+    points: int = Points
+    order_amount: int = Amount
+    currency: str = CurrencyCode
+
+
+class HoldOut(BaseModel):
+    hold_id: str
+    status: str
+    points: int
+    order_id: str
+    expires_at: str
+    entry_id: str | None = None
+    balance: int | None = None
+
+
+class RedemptionOut(BaseModel):
+    entry_id: str
+    points: int
+    balance: int
+    available: int
+
+
+class RefundRequest(Request):
+    refund_id: str = Field(pattern=ID_PATTERN)
+    order_id: str = Field(pattern=ID_PATTERN)
+    amount: int = Amount
+
+
+class RefundOut(BaseModel):
+    refund_id: str
+    order_id: str
+    amount: int
+    points_returned: int
+    points_taken_back: int
+    points_unrecovered: int
+    balance: int
+
+
+class AdjustmentRequest(Request):
+    adjustment_id: str = Field(pattern=ID_PATTERN)
+    points: int = Field(ge=-1_000_000_000, le=1_000_000_000, description="Positive adds, negative takes.")
+    reason: str = Field(min_length=3, max_length=500, description="Why; kept on the entry for audit.")
+
+    @field_validator("points")
+    @classmethod
+    def _non_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must not be 0")
+        return value
+
+
+class AdjustmentOut(BaseModel):
+    entry_id: str
+    points: int
+    balance: int
+    reason: str
+
+
+class TransferRequest(Request):
+    transfer_id: str = Field(pattern=ID_PATTERN)
+    to_member_id: str = Field(pattern=ID_PATTERN)
+    points: int = Points
+
+
+class TransferOut(BaseModel):
+    transfer_id: str
+    points: int
+    entry_id: str
+    balance: int
+    to_member_id: str
+    to_entry_id: str
+
+
+class EntryOut(BaseModel):
+    entry_id: str
+    type: str
+    points: int
+    balance_after: int
+    created_at: str
+    actor: dict[str, str]
+    order_id: str | None = None
+    burn_date: str | None = None
+    reason: str | None = None
+
+
+class EntriesOut(BaseModel):
+    entries: list[EntryOut]
+    next_cursor: str | None

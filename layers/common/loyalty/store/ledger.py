@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from loyalty.models import Balance, Consents, Member, Profile
 from loyalty.store import dynamo, keys
+from loyalty.store.ledger_models import Account, Entry, Guard, Hold, Lot, OpenHold, Order
 
 
 def _member_from_item(item: dict[str, Any]) -> Member:
@@ -37,7 +39,7 @@ def _member_from_item(item: dict[str, Any]) -> Member:
     )
 
 
-class LedgerStore:
+class MemberStore:
     def __init__(self, table: str, client: Any | None = None) -> None:
         self.table = table
         self._client = client
@@ -85,3 +87,389 @@ class LedgerStore:
                 return None
             raise
         return member
+
+
+def _account_from_item(item: dict[str, Any]) -> Account:
+    holds = tuple(
+        OpenHold(hold_id=hold_id, points=int(hold["p"]), expires_at=int(hold["x"]))
+        for hold_id, hold in sorted((item.get("holds") or {}).items())
+    )
+    return Account(
+        tenant_id=item["tenant_id"],
+        member_id=item["member_id"],
+        program_id=item["program_id"],
+        version=int(item.get("version", 0)),
+        seq=int(item.get("seq", 0)),
+        balance=int(item.get("balance", 0)),
+        lifetime_earned=int(item.get("lifetime_earned", 0)),
+        lifetime_spend=int(item.get("lifetime_spend", 0)),
+        purchases=int(item.get("purchases", 0)),
+        tier=item["tier"],
+        lot_debt=int(item.get("lot_debt", 0)),
+        holds=holds,
+    )
+
+
+def _order_from_item(order_id: str, item: dict[str, Any] | None) -> Order:
+    if not item:
+        return Order(order_id=order_id)
+
+    def num(name: str) -> int | None:
+        return int(item[name]) if name in item else None
+
+    return Order(
+        order_id=order_id,
+        amount=num("amount"),
+        order_amount=num("order_amount"),
+        currency=item.get("currency"),
+        earned=int(item.get("earned", 0)),
+        earned_burn_date=item.get("earned_burn_date"),
+        spent=int(item.get("spent", 0)),
+        refunded=int(item.get("refunded", 0)),
+        reversed_due=int(item.get("reversed_due", 0)),
+        returned=int(item.get("returned", 0)),
+    )
+
+
+def _hold_from_item(item: dict[str, Any]) -> Hold:
+    return Hold(
+        hold_id=item["hold_id"],
+        member_id=item["member_id"],
+        order_id=item["order_id"],
+        points=int(item["points"]),
+        order_amount=int(item["order_amount"]),
+        currency=item["currency"],
+        status=item["status"],
+        expires_at=int(item["expires_at"]),
+        fingerprint=item["fingerprint"],
+        result=json.loads(item.get("result") or "{}"),
+    )
+
+
+@dataclass
+class Snapshot:
+    """One consistent BatchGetItem: the account plus whatever the operation needs next to it."""
+
+    account: Account | None
+    guard: Guard | None = None
+    order: Order | None = None
+
+
+class LedgerReader:
+    """Reads for the ledger service (mixed into LedgerStore)."""
+
+    table: str
+    client: Any
+
+    def snapshot(
+        self, tenant_id: str, member_id: str, *, guard: tuple[str, str] | None = None, order_id: str | None = None
+    ) -> Snapshot:
+        pk = keys.member_pk(tenant_id, member_id)
+        wanted = {"member": {"pk": pk, "sk": keys.MEMBER_SK}}
+        if guard:
+            wanted["guard"] = {"pk": pk, "sk": keys.guard_sk(*guard)}
+        if order_id:
+            wanted["order"] = {"pk": pk, "sk": keys.order_sk(order_id)}
+        request = {self.table: {"Keys": [dynamo.marshal(k) for k in wanted.values()], "ConsistentRead": True}}
+        found: dict[str, dict[str, Any]] = {}
+        while request:
+            response = self.client.batch_get_item(RequestItems=request)
+            for raw in response["Responses"].get(self.table, []):
+                item = dynamo.unmarshal(raw)
+                found[item["sk"]] = item
+            request = response.get("UnprocessedKeys") or {}
+        member = found.get(keys.MEMBER_SK)
+        guard_item = found.get(keys.guard_sk(*guard)) if guard else None
+        return Snapshot(
+            account=_account_from_item(member) if member else None,
+            guard=Guard(guard_item["fingerprint"], json.loads(guard_item["result"])) if guard_item else None,
+            order=_order_from_item(order_id, found.get(keys.order_sk(order_id))) if order_id else None,
+        )
+
+    def lots(self, tenant_id: str, member_id: str) -> list[Lot]:
+        return [
+            Lot(burn_date=item["burn_date"], remaining=int(item["remaining"]))
+            for item in self._query_all(keys.member_pk(tenant_id, member_id), "L#")
+        ]
+
+    def hold(self, tenant_id: str, hold_id: str) -> Hold | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=dynamo.marshal({"pk": keys.hold_pk(tenant_id, hold_id), "sk": keys.HOLD_SK}),
+            ConsistentRead=True,
+        )
+        return _hold_from_item(dynamo.unmarshal(response["Item"])) if "Item" in response else None
+
+    def entries(
+        self, tenant_id: str, member_id: str, *, limit: int, before_seq: int | None = None
+    ) -> tuple[list[Entry], int | None]:
+        """Newest first; returns the page and the seq to continue before (None at the end)."""
+        pk = keys.member_pk(tenant_id, member_id)
+        upper = keys.entry_sk(before_seq) if before_seq is not None else "E$"
+        response = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues=dynamo.values({":pk": pk, ":lo": "E#", ":hi": upper}),
+            ScanIndexForward=False,
+            Limit=limit + 1,
+            ConsistentRead=True,
+        )
+        items = [dynamo.unmarshal(raw) for raw in response["Items"]]
+        items = [item for item in items if item["sk"] != upper]
+        page, more = items[:limit], len(items) > limit
+        entries = [_entry_from_item(item) for item in page]
+        next_seq = int(page[-1]["seq"]) if more and page else None
+        return entries, next_seq
+
+    def all_entries(self, tenant_id: str, member_id: str) -> list[Entry]:
+        return [_entry_from_item(i) for i in self._query_all(keys.member_pk(tenant_id, member_id), "E#")]
+
+    def _query_all(self, pk: str, prefix: str) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": dynamo.values({":pk": pk, ":prefix": prefix}),
+            "ConsistentRead": True,
+        }
+        items: list[dict[str, Any]] = []
+        while True:  # every page: a balance is never summed from the first page only
+            page = self.client.query(**kwargs)
+            items += [dynamo.unmarshal(raw) for raw in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _entry_from_item(item: dict[str, Any]) -> Entry:
+    return Entry(
+        entry_id=item["entry_id"],
+        type=item["type"],
+        points=int(item["points"]),
+        balance_after=int(item["balance_after"]),
+        created_at=item["created_at"],
+        actor=item.get("actor") or {},
+        order_id=item.get("order_id"),
+        burn_date=item.get("burn_date"),
+        reason=item.get("reason"),
+        ref=item.get("ref"),
+        details=json.loads(item["details"]) if item.get("details") else None,
+    )
+
+
+MAX_TRANSACTION_ITEMS = 100
+
+
+class UnitOfWork:
+    """One TransactWriteItems: every item conditional, all or nothing.
+
+    The account's ``version`` condition serializes writers of one member; the guard's
+    ``attribute_not_exists`` makes the business key permanent.
+    """
+
+    def __init__(self, table: str, client: Any) -> None:
+        self.table = table
+        self.client = client
+        self.items: list[dict[str, Any]] = []
+
+    @property
+    def room(self) -> int:
+        return MAX_TRANSACTION_ITEMS - len(self.items)
+
+    def _update(
+        self,
+        key: dict[str, Any],
+        expression: str,
+        names: dict[str, str] | None,
+        vals: dict[str, Any],
+        condition: str | None,
+    ) -> None:
+        update: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": dynamo.marshal(key),
+            "UpdateExpression": expression,
+        }
+        if names:
+            update["ExpressionAttributeNames"] = names
+        if vals:
+            update["ExpressionAttributeValues"] = dynamo.values(vals)
+        if condition:
+            update["ConditionExpression"] = condition
+        self.items.append({"Update": update})
+
+    def _put(self, item: dict[str, Any], condition: str | None = "attribute_not_exists(pk)") -> None:
+        put: dict[str, Any] = {"TableName": self.table, "Item": dynamo.marshal(item)}
+        if condition:
+            put["ConditionExpression"] = condition
+        self.items.append({"Put": put})
+
+    def update_account(
+        self,
+        account: Account,
+        *,
+        balance: int,
+        seq: int,
+        holds: tuple[OpenHold, ...],
+        lot_debt: int,
+        earned: int = 0,
+        spend: int = 0,
+        purchases: int = 0,
+        tier: str | None = None,
+    ) -> None:
+        sets = [
+            "balance = :b",
+            "seq = :s",
+            "holds = :h",
+            "lot_debt = :d",
+            "version = :v1",
+            "tier = :t",
+            "held_total = :held",
+        ]
+        vals: dict[str, Any] = {
+            ":b": balance,
+            ":s": seq,
+            ":d": lot_debt,
+            ":v0": account.version,
+            ":v1": account.version + 1,
+            ":h": {hold.hold_id: {"p": hold.points, "x": hold.expires_at} for hold in holds},
+            ":t": tier or account.tier,
+            ":held": sum(h.points for h in holds),
+        }
+        adds = []
+        for name, value in (("lifetime_earned", earned), ("lifetime_spend", spend), ("purchases", purchases)):
+            if value:
+                adds.append(f"{name} :{name}")
+                vals[f":{name}"] = value
+        expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+        self._update(
+            {"pk": keys.member_pk(account.tenant_id, account.member_id), "sk": keys.MEMBER_SK},
+            expression,
+            None,
+            vals,
+            "version = :v0",
+        )
+
+    def put_entry(self, account: Account, seq: int, entry: Entry) -> None:
+        item = {
+            "pk": keys.member_pk(account.tenant_id, account.member_id),
+            "sk": keys.entry_sk(seq),
+            "seq": seq,
+            "tenant_id": account.tenant_id,
+            "member_id": account.member_id,
+            "program_id": account.program_id,
+            "entry_id": entry.entry_id,
+            "type": entry.type,
+            "points": entry.points,
+            "balance_after": entry.balance_after,
+            "created_at": entry.created_at,
+            "actor": entry.actor,
+            "order_id": entry.order_id,
+            "burn_date": entry.burn_date,
+            "reason": entry.reason,
+            "ref": entry.ref,
+            "details": json.dumps(entry.details, sort_keys=True) if entry.details else None,
+        }
+        self._put(item)
+
+    def change_lot(self, account: Account, lot: Lot | None, burn_date: str, new_remaining: int) -> None:
+        """Set a lot to ``new_remaining`` given what was read (``lot``); 0 deletes it."""
+        key = {"pk": keys.member_pk(account.tenant_id, account.member_id), "sk": keys.lot_sk(burn_date)}
+        if new_remaining <= 0:
+            if lot is None:
+                return
+            self.items.append(
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": dynamo.marshal(key),
+                        "ConditionExpression": "remaining = :r",
+                        "ExpressionAttributeValues": dynamo.values({":r": lot.remaining}),
+                    }
+                }
+            )
+            return
+        item = {
+            **key,
+            "burn_date": burn_date,
+            "remaining": new_remaining,
+            "tenant_id": account.tenant_id,
+            "member_id": account.member_id,
+        }
+        if lot is None:
+            self._put(item)
+        else:
+            put = {
+                "TableName": self.table,
+                "Item": dynamo.marshal(item),
+                "ConditionExpression": "remaining = :r",
+                "ExpressionAttributeValues": dynamo.values({":r": lot.remaining}),
+            }
+            self.items.append({"Put": put})
+
+    def put_guard(
+        self, account: Account, kind: str, business_key: str, fingerprint: str, result: dict[str, Any], created_at: str
+    ) -> None:
+        self._put(
+            {
+                "pk": keys.member_pk(account.tenant_id, account.member_id),
+                "sk": keys.guard_sk(kind, business_key),
+                "fingerprint": fingerprint,
+                "result": json.dumps(result, sort_keys=True),
+                "created_at": created_at,
+            }
+        )
+
+    def update_order(self, account: Account, order: Order, **changes: Any) -> None:
+        """Set fields of the order item. No condition of its own: the account's version, in the
+        same transaction, already proves nobody changed this member (and so this order) since."""
+        names = {f"#{name}": name for name in changes}
+        vals = {f":{name}": value for name, value in changes.items()}
+        sets = [f"#{name} = :{name}" for name in changes]
+        self._update(
+            {"pk": keys.member_pk(account.tenant_id, account.member_id), "sk": keys.order_sk(order.order_id)},
+            "SET " + ", ".join(sets),
+            names,
+            vals,
+            None,
+        )
+
+    def put_hold(self, tenant_id: str, hold: Hold) -> None:
+        self._put(
+            {
+                "pk": keys.hold_pk(tenant_id, hold.hold_id),
+                "sk": keys.HOLD_SK,
+                "tenant_id": tenant_id,
+                "hold_id": hold.hold_id,
+                "member_id": hold.member_id,
+                "order_id": hold.order_id,
+                "points": hold.points,
+                "order_amount": hold.order_amount,
+                "currency": hold.currency,
+                "status": hold.status,
+                "expires_at": hold.expires_at,
+                "fingerprint": hold.fingerprint,
+                "result": json.dumps(hold.result, sort_keys=True),
+            }
+        )
+
+    def finish_hold(self, tenant_id: str, hold: Hold, status: str, result: dict[str, Any]) -> None:
+        self._update(
+            {"pk": keys.hold_pk(tenant_id, hold.hold_id), "sk": keys.HOLD_SK},
+            "SET #s = :s, #r = :r",
+            {"#s": "status", "#r": "result"},
+            {":s": status, ":r": json.dumps(result, sort_keys=True), ":open": "open"},
+            "#s = :open",
+        )
+
+    def commit(self) -> None:
+        if not self.items:
+            return
+        if len(self.items) > MAX_TRANSACTION_ITEMS:
+            raise ValueError(f"a transaction holds {MAX_TRANSACTION_ITEMS} items at most, not {len(self.items)}")
+        self.client.transact_write_items(TransactItems=self.items)
+
+
+class LedgerStore(MemberStore, LedgerReader):
+    """Members, balances, entries, lots, holds and orders."""
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.table, self.client)
