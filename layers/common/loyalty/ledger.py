@@ -357,7 +357,7 @@ class Ledger:
             if hold.status == "captured":
                 return hold.result
             if hold.status == "released":
-                raise Conflict(f"Hold {hold_id!r} was released; it cannot be captured.", status="released")
+                raise Conflict(f"Hold {hold_id!r} was released; it cannot be captured.", hold_status="released")
             snapshot, account = self._load(tenant, hold.member_id, order_id=hold.order_id)
             if hold.expires_at <= int(now.timestamp()) or hold_id not in {h.hold_id for h in account.holds}:
                 raise Conflict(
@@ -402,7 +402,7 @@ class Ledger:
             if hold.status == "released":
                 return hold.result
             if hold.status == "captured":
-                raise Conflict(f"Hold {hold_id!r} was captured; refund the order instead.", status="captured")
+                raise Conflict(f"Hold {hold_id!r} was captured; refund the order instead.", hold_status="captured")
             _, account = self._load(tenant, hold.member_id)
             draft = _Draft.start(account, [], now)
             draft.holds = tuple(h for h in draft.holds if h.hold_id != hold_id)

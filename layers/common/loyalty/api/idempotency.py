@@ -25,11 +25,7 @@ def _store() -> IdempotencyStore:
 
 
 def _header(app: APIGatewayRestResolver) -> str | None:
-    headers = app.current_event.headers or {}
-    for name, value in headers.items():
-        if name.lower() == "idempotency-key":
-            return value
-    return None
+    return app.current_event.headers.get("Idempotency-Key") or app.current_event.headers.get("idempotency-key")
 
 
 def idempotency_middleware(app: APIGatewayRestResolver, next_middleware: Any) -> Response:
@@ -73,5 +69,5 @@ def _serialized(body: Any) -> str | None:
     if isinstance(body, BaseModel):
         return body.model_dump_json()
     if isinstance(body, dict | list):
-        return json.dumps(body)
+        return json.dumps(body, separators=(",", ":"))
     return None
