@@ -22,7 +22,7 @@ import copy
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,15 @@ def _construct_timestamp_as_string(loader: _CfnLoader, node: yaml.Node) -> str:
 
 _CfnLoader.add_multi_constructor("!", _construct_tag)
 _CfnLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_as_string)
+# YAML 1.1 reads on/off/yes/no as booleans, which turns an event named "Off" (or a value "No")
+# into False. Only true/false are booleans here, as in YAML 1.2 and JSON.
+_CfnLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_CfnLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -147,10 +156,10 @@ def references(value: Any) -> set[str]:
     """Logical ids (and pseudo parameters) a value refers to, through Ref, GetAtt and Sub."""
     found: set[str] = set()
 
-    def walk(node: Any, sub_locals: frozenset[str] = frozenset()) -> None:
+    def walk(node: Any) -> None:
         if isinstance(node, list):
             for item in node:
-                walk(item, sub_locals)
+                walk(item)
             return
         if not isinstance(node, dict):
             return
@@ -170,10 +179,10 @@ def references(value: Any) -> set[str]:
                 for name in sub_variables(text):
                     if name not in names:
                         found.add(name.split(".", 1)[0])
-                walk(variables, sub_locals)
+                walk(variables)
                 return
         for item in node.values():
-            walk(item, sub_locals)
+            walk(item)
 
     walk(value)
     return found
@@ -183,9 +192,9 @@ def references(value: Any) -> set[str]:
 class Resolver:
     """Evaluates intrinsic functions.
 
-    ``refs`` and ``attributes`` start with the parameters and pseudo parameters; the stack adds each
-    resource's ``Ref`` value and attributes as it creates them. ``fallback`` is asked for resources
-    the local stack does not emulate (it returns a plausible placeholder, see ``stack``).
+    ``Ref`` finds pseudo parameters, then parameters, then ``refs``; ``GetAtt`` finds ``attributes``.
+    The stack fills ``refs`` and ``attributes`` as it creates resources. ``fallback(logical_id,
+    attribute)`` answers for resources the local stack does not emulate (see ``emulator``).
     """
 
     parameters: dict[str, Any]
@@ -193,7 +202,7 @@ class Resolver:
     condition_definitions: dict[str, Any]
     refs: dict[str, Any] = field(default_factory=dict)
     attributes: dict[tuple[str, str], Any] = field(default_factory=dict)
-    fallback: Any = None  # Callable[[str, str | None], Any] | None
+    fallback: Callable[[str, str | None], Any] | None = None
     _conditions: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -276,7 +285,7 @@ class Resolver:
             return self.fallback(logical_id, attribute)
         raise UnresolvedReferenceError(logical_id, attribute)
 
-    def _intrinsic(self, key: str, arg: Any) -> Any:  # noqa: C901 - one branch per function
+    def _intrinsic(self, key: str, arg: Any) -> Any:
         if key == "Ref":
             return self.ref(arg)
         if key == "Condition":
@@ -453,9 +462,7 @@ class Template:
             resource = copy.deepcopy(resource)
             for section, resource_type in _GLOBALS_TARGETS.items():
                 if resource["Type"] == resource_type and section in globals_section:
-                    resource["Properties"] = merge_globals(
-                        globals_section[section], resource.get("Properties") or {}
-                    )
+                    resource["Properties"] = merge_globals(globals_section[section], resource.get("Properties") or {})
             resource.setdefault("Properties", {})
             active[logical_id] = resource
         return active

@@ -7,9 +7,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from loyalty.api import ledger, members
 from loyalty.api.idempotency import idempotency_middleware
-from loyalty.web import build_resolver
+from loyalty.web import build_resolver, handle
 
 logger = Logger()
 tracer = Tracer()
@@ -22,4 +23,4 @@ app.use([idempotency_middleware])
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return handle(app, event, context)

@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from loyalty import auth
 from loyalty.settings import settings
 from loyalty.store.config import ConfigStore

@@ -55,6 +55,8 @@ def world(moto_endpoint, fake_clock) -> World:
     client = dynamodb_client(moto_endpoint)
     tables = create_tables(client)
     seed_demo(dynamodb=client, config_table=tables["ConfigTable"], ledger_table=tables["LedgerTable"])
-    stores = Stores(ledger=LedgerStore(tables["LedgerTable"], client), config=ConfigStore(tables["ConfigTable"], client))
+    stores = Stores(
+        ledger=LedgerStore(tables["LedgerTable"], client), config=ConfigStore(tables["ConfigTable"], client)
+    )
     actor = Actor(tenant_id=DEMO_TENANT, key_id="key_test", role=Role.INTEGRATION)
     return World(client=client, tables=tables, stores=stores, ledger=Ledger(stores), actor=actor)

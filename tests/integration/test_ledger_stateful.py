@@ -91,8 +91,9 @@ class LedgerMachine(RuleBasedStateMachine):
         return self.world.clock.now().timestamp()
 
     def live_held(self, name: str) -> int:
-        return sum(h.points for h in self.holds.values()
-                   if h.member == name and h.status == "open" and h.expires > self.now())
+        return sum(
+            h.points for h in self.holds.values() if h.member == name and h.status == "open" and h.expires > self.now()
+        )
 
     def available(self, name: str) -> int:
         return self.members[name].balance - self.live_held(name)
@@ -128,8 +129,11 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(MEMBERS), order=st.sampled_from(ORDERS), amount=st.integers(1, 3_000_000))
     def purchase(self, name, order, amount):
-        call = lambda: self.world.ledger.accrue(self.world.actor, self.mid(name), order_id=order,  # noqa: E731
-                                                amount=amount, currency_code="RUB", occurred_at=None)
+        def call():
+            return self.world.ledger.accrue(
+                self.world.actor, self.mid(name), order_id=order, amount=amount, currency_code="RUB", occurred_at=None
+            )
+
         if name not in self.members:
             return self.expect(call, errors.NotFound)
         if self.replayed(name, "purchase", order, (amount,), call):
@@ -154,12 +158,25 @@ class LedgerMachine(RuleBasedStateMachine):
             return errors.InsufficientPoints
         return None
 
-    @rule(name=st.sampled_from(MEMBERS), order=st.sampled_from(ORDERS), points=st.integers(1, 400),
-          order_amount=st.integers(1, 500_000))
+    @rule(
+        name=st.sampled_from(MEMBERS),
+        order=st.sampled_from(ORDERS),
+        points=st.integers(1, 400),
+        order_amount=st.integers(1, 500_000),
+    )
     def hold(self, name, order, points, order_amount):
         hold_id = keys.stable_id("hold", self.tenant, self.mid(name), order)
-        call = lambda: self.world.ledger.hold(self.world.actor, self.mid(name), order_id=order,  # noqa: E731
-                                              points=points, order_amount=order_amount, currency_code="RUB")[0]
+
+        def call():
+            return self.world.ledger.hold(
+                self.world.actor,
+                self.mid(name),
+                order_id=order,
+                points=points,
+                order_amount=order_amount,
+                currency_code="RUB",
+            )[0]
+
         if name not in self.members:
             return self.expect(call, errors.NotFound)
         existing = self.holds.get(hold_id)
@@ -186,7 +203,10 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         hold_id = data.draw(st.sampled_from(sorted(self.holds)))
         h = self.holds[hold_id]
-        call = lambda: self.world.ledger.capture(self.world.actor, hold_id)  # noqa: E731
+
+        def call():
+            return self.world.ledger.capture(self.world.actor, hold_id)
+
         if h.status == "captured":
             assert call()["status"] == "captured"
         elif h.status == "released" or h.expires <= self.now():
@@ -208,18 +228,33 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         hold_id = data.draw(st.sampled_from(sorted(self.holds)))
         h = self.holds[hold_id]
-        call = lambda: self.world.ledger.release(self.world.actor, hold_id)  # noqa: E731
+
+        def call():
+            return self.world.ledger.release(self.world.actor, hold_id)
+
         if h.status == "captured":
             self.expect(call, errors.Conflict)
         else:
             assert call()["status"] == "released"
             h.status = "released"
 
-    @rule(name=st.sampled_from(MEMBERS), order=st.sampled_from(ORDERS), points=st.integers(1, 400),
-          order_amount=st.integers(1, 500_000))
+    @rule(
+        name=st.sampled_from(MEMBERS),
+        order=st.sampled_from(ORDERS),
+        points=st.integers(1, 400),
+        order_amount=st.integers(1, 500_000),
+    )
     def redeem(self, name, order, points, order_amount):
-        call = lambda: self.world.ledger.redeem(self.world.actor, self.mid(name), order_id=order,  # noqa: E731
-                                                points=points, order_amount=order_amount, currency_code="RUB")
+        def call():
+            return self.world.ledger.redeem(
+                self.world.actor,
+                self.mid(name),
+                order_id=order,
+                points=points,
+                order_amount=order_amount,
+                currency_code="RUB",
+            )
+
         if name not in self.members:
             return self.expect(call, errors.NotFound)
         if self.replayed(name, "redeem", order, (points, order_amount), call):
@@ -241,11 +276,18 @@ class LedgerMachine(RuleBasedStateMachine):
         m.guards[("redeem", order)] = ((points, order_amount), result)
         return None
 
-    @rule(name=st.sampled_from(MEMBERS), refund=st.sampled_from(IDS), order=st.sampled_from(ORDERS),
-          amount=st.integers(1, 3_000_000))
+    @rule(
+        name=st.sampled_from(MEMBERS),
+        refund=st.sampled_from(IDS),
+        order=st.sampled_from(ORDERS),
+        amount=st.integers(1, 3_000_000),
+    )
     def refund(self, name, refund, order, amount):
-        call = lambda: self.world.ledger.refund(self.world.actor, self.mid(name), refund_id=refund,  # noqa: E731
-                                                order_id=order, amount=amount)
+        def call():
+            return self.world.ledger.refund(
+                self.world.actor, self.mid(name), refund_id=refund, order_id=order, amount=amount
+            )
+
         if name not in self.members:
             return self.expect(call, errors.NotFound)
         if self.replayed(name, "refund", refund, (order, amount), call):
@@ -267,16 +309,23 @@ class LedgerMachine(RuleBasedStateMachine):
             m.spend = max(0, m.spend - amount)
         o.refunded, o.reversed_due, o.returned = refunded, due, back
         assert (result["points_returned"], result["points_taken_back"], result["points_unrecovered"]) == (
-            give, recovered, take - recovered)
+            give,
+            recovered,
+            take - recovered,
+        )
         assert result["balance"] == m.balance
         m.guards[("refund", refund)] = ((order, amount), result)
         return None
 
-    @rule(name=st.sampled_from(MEMBERS), key=st.sampled_from(IDS),
-          points=st.integers(-300, 300).filter(lambda p: p != 0))
+    @rule(
+        name=st.sampled_from(MEMBERS), key=st.sampled_from(IDS), points=st.integers(-300, 300).filter(lambda p: p != 0)
+    )
     def adjust(self, name, key, points):
-        call = lambda: self.world.ledger.adjust(self.world.actor, self.mid(name), adjustment_id=key,  # noqa: E731
-                                                points=points, reason="stateful test")
+        def call():
+            return self.world.ledger.adjust(
+                self.world.actor, self.mid(name), adjustment_id=key, points=points, reason="stateful test"
+            )
+
         if name not in self.members:
             return self.expect(call, errors.NotFound)
         if self.replayed(name, "adjust", key, (points,), call):
@@ -289,11 +338,15 @@ class LedgerMachine(RuleBasedStateMachine):
         self.members[name].guards[("adjust", key)] = ((points,), result)
         return None
 
-    @rule(name=st.sampled_from(MEMBERS), to=st.sampled_from(MEMBERS), key=st.sampled_from(IDS),
-          points=st.integers(1, 300))
+    @rule(
+        name=st.sampled_from(MEMBERS), to=st.sampled_from(MEMBERS), key=st.sampled_from(IDS), points=st.integers(1, 300)
+    )
     def transfer(self, name, to, key, points):
-        call = lambda: self.world.ledger.transfer(self.world.actor, self.mid(name), transfer_id=key,  # noqa: E731
-                                                  to_member_id=self.mid(to), points=points)
+        def call():
+            return self.world.ledger.transfer(
+                self.world.actor, self.mid(name), transfer_id=key, to_member_id=self.mid(to), points=points
+            )
+
         if name == to:
             return self.expect(call, errors.InvalidRequest)
         if name not in self.members:
@@ -336,6 +389,7 @@ class _Wired:
 
 def test_random_interleavings_match_the_model(world, fake_clock):
     LedgerMachine.world = _Wired(world.stores, world.ledger, world.actor, fake_clock)
-    runner = settings(max_examples=25, stateful_step_count=35, deadline=None,
-                      suppress_health_check=list(HealthCheck))(LedgerMachine)
+    runner = settings(max_examples=25, stateful_step_count=35, deadline=None, suppress_health_check=list(HealthCheck))(
+        LedgerMachine
+    )
     runner.TestCase().runTest()

@@ -82,5 +82,10 @@ def test_burn_date_follows_lifetime():
 
 def test_program_tiers_must_rise():
     with pytest.raises(ValueError, match="rise"):
-        Program(tenant_id="t", program_id="p", name="n", currency="RUB",
-                tiers=(Tier(name="a", threshold=0, accrual_bp=1), Tier(name="b", threshold=0, accrual_bp=2)))
+        Program(
+            tenant_id="t",
+            program_id="p",
+            name="n",
+            currency="RUB",
+            tiers=(Tier(name="a", threshold=0, accrual_bp=1), Tier(name="b", threshold=0, accrual_bp=2)),
+        )

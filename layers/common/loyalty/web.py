@@ -122,30 +122,6 @@ def build_resolver(routers: Iterable[Router], *, title: str, version: str) -> AP
         logger.exception("unhandled error")
         return problem(500, "internal", "Internal Server Error", "An unexpected error; it was logged.")
 
-    def guard_body(app: APIGatewayRestResolver, next_middleware):  # type: ignore[no-untyped-def]
-        body = app.current_event.body
-        if body:
-            if len(body.encode()) > MAX_BODY_BYTES:
-                limit = f"The body may be {MAX_BODY_BYTES} bytes at most."
-                return problem(413, "too-large", "Content Too Large", limit)
-            too_deep = problem(400, "too-deep", "JSON Too Deep", f"JSON may nest {MAX_JSON_DEPTH} levels at most.")
-            try:
-                parsed = json.loads(body)
-            except RecursionError:
-                return too_deep
-            except ValueError as error:
-                return problem(400, "malformed-json", "Malformed JSON", f"The body is not valid JSON ({error}).")
-            if _depth(parsed, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-                return too_deep
-        return next_middleware(app)
-
-    def correlation(app: APIGatewayRestResolver, next_middleware):  # type: ignore[no-untyped-def]
-        response = next_middleware(app)
-        response.headers["X-Request-Id"] = app.current_event.request_context.request_id or ""
-        return response
-
-    app.use([correlation, guard_body])
-
     document: list[str] = []  # rendered once per cold start, on first request
 
     @app.get("/v1/openapi.json", include_in_schema=False)
@@ -176,3 +152,39 @@ def actor_of(app: APIGatewayRestResolver) -> Actor:
 
 def json_response(status: int, model: BaseModel) -> Response:
     return Response(status_code=status, content_type="application/json", body=model)
+
+
+def body_problem(body: str | None) -> Response | None:
+    """Refuse oversized or too deeply nested bodies before anything parses them."""
+    if not body:
+        return None
+    if len(body.encode()) > MAX_BODY_BYTES:
+        return problem(413, "too-large", "Content Too Large", f"The body may be {MAX_BODY_BYTES} bytes at most.")
+    too_deep = problem(400, "too-deep", "JSON Too Deep", f"JSON may nest {MAX_JSON_DEPTH} levels at most.")
+    try:
+        parsed = json.loads(body)
+    except RecursionError:
+        return too_deep
+    except ValueError as error:
+        return problem(400, "malformed-json", "Malformed JSON", f"The body is not valid JSON ({error}).")
+    return too_deep if _depth(parsed, MAX_JSON_DEPTH) > MAX_JSON_DEPTH else None
+
+
+def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Resolve one API Gateway event. Every answer, error or not, carries ``X-Request-Id``."""
+    request_id = (event.get("requestContext") or {}).get("requestId") or ""
+    refused = body_problem(event.get("body") if not event.get("isBase64Encoded") else None)
+    if refused is not None:
+        result = {
+            "statusCode": refused.status_code,
+            "multiValueHeaders": {"Content-Type": [PROBLEM_JSON]},
+            "body": refused.body,
+            "isBase64Encoded": False,
+        }
+    else:
+        result = app.resolve(event, context)
+    if result.get("headers"):
+        result["headers"]["X-Request-Id"] = request_id
+    else:
+        result.setdefault("multiValueHeaders", {})["X-Request-Id"] = [request_id]
+    return result

@@ -1,0 +1,121 @@
+"""moto's server, in-process on loopback, as the stack's AWS endpoint; and boto3 clients for it.
+
+Built like moto's ``ThreadedMotoServer`` with one difference: DynamoDB requests are serialized.
+moto's server handles requests on concurrent threads without a lock, and a failing
+``TransactWriteItems`` rolls back by putting back a copy of the whole table taken before it
+started, which silently undoes any write another request made meanwhile (and acknowledged). The
+engine's correctness rests on DynamoDB conditions, so tests must exercise those, not moto's races.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from local.template import ACCOUNT_ID, REGION
+
+log = logging.getLogger(__name__)
+
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+# DynamoDB_20120810.* are the table APIs; DynamoDBStreams_20120810.* read the stream shards that
+# table writes append to (and that a transaction rollback replaces), so they share the lock.
+_SERIALIZED_TARGETS = ("DynamoDB_20120810", "DynamoDBStreams_20120810")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class SerializeDynamoDB:
+    """WSGI middleware: one DynamoDB request at a time, every other service untouched."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith(_SERIALIZED_TARGETS):
+            return self.app(environ, start_response)
+        with self.lock:
+            result = self.app(environ, start_response)
+            # The body must be produced inside the lock too: moto may build it lazily.
+            try:
+                body = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return [body]
+
+
+class MotoServer:
+    """moto's server on a loopback port (0 picks a free one), serving from a daemon thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host = host
+        self._port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        app = SerializeDynamoDB(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() first"
+        return f"http://{self._host}:{self._server.server_port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def forget_shard_iterators(iterators: Iterable[str]) -> None:
+    """Drop stream shard iterators from moto's memory once used.
+
+    moto keeps every shard iterator it ever handed out, and a stream poller asks for a fresh one
+    on every poll (see ``pollers``): left alone, that is a few hundred MB a day per stream. moto
+    runs in this process, so its backend can be pruned directly; if its internals change, this
+    quietly does nothing.
+    """
+    try:
+        from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+        known = dynamodbstreams_backends[ACCOUNT_ID][REGION].shard_iterators
+    except (ImportError, AttributeError, KeyError):
+        return
+    for iterator in iterators:
+        known.pop(iterator, None)
+
+
+class AwsClients:
+    """boto3 clients for the moto endpoint, one per service, shared between threads (boto3
+    clients are thread-safe; creating them is not, hence the lock)."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self._session = boto3.session.Session(region_name=REGION, **CREDENTIALS)
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=32)
+
+    def __call__(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(
+                    service, endpoint_url=self.endpoint_url, config=self._config
+                )
+            return self._clients[service]

@@ -1,0 +1,194 @@
+"""Smoke test of what `sam build` produced: each built function, run as Lambda would run it.
+
+Every function in ``.aws-sam/build/template.yaml`` runs in a separate ``python3.12`` whose path is
+only the built function folder and the built layer's ``python/`` folder (no venv, no source tree:
+see ``scripts/lambda_bootstrap.py``), with the environment the built template declares resolved
+against a local stack, on each sample event in ``events/<function folder>/``. This catches what
+the source-tree tests cannot: a dependency missing from the layer, a module left out of the build,
+a handler path or an environment variable that only the template knows.
+
+Run with ``make built`` (after ``make build``); ``make test`` runs both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts import invoke, samtemplate
+
+pytestmark = pytest.mark.built
+
+EVENTS = samtemplate.EVENTS_DIR
+FOLDERS = samtemplate.source_function_folders()  # logical id -> folder under functions/ and events/
+DEMO_KEY_EVENT = EVENTS / "authorizer" / "token_demo_key.json"
+PROBLEM_JSON = "application/problem+json"
+
+
+def demo_key() -> str:
+    """The key the sample events carry: the stack under test must know it as the demo key."""
+    return json.loads(DEMO_KEY_EVENT.read_text())["authorizationToken"].removeprefix("Bearer ")
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("LOYALTY_REQUIRE_BUILD"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, invoke.BuiltFunction]:
+    if not samtemplate.BUILT_TEMPLATE.is_file():
+        unavailable(f"{samtemplate.BUILT_TEMPLATE} is missing: run `make build` (make test does)")
+    return invoke.built_functions()
+
+
+@pytest.fixture(scope="module")
+def python312(built: dict[str, invoke.BuiltFunction]) -> str:
+    [runtime] = {fn.function.runtime for fn in built.values()}
+    try:
+        return invoke.runtime_python(runtime)
+    except RuntimeError as error:
+        unavailable(str(error))
+        raise
+
+
+@pytest.fixture(scope="module")
+def stack(start_local_stack) -> dict[str, Any]:
+    """A local stack of our own (fresh state, so enrolment answers 201), knowing the sample key."""
+    running = start_local_stack(env={"LOYALTY_DEMO_API_KEY": demo_key()})
+    assert running["tenants"]["demo"]["api_keys"]["integration"] == demo_key(), "LOYALTY_DEMO_API_KEY ignored"
+    return running
+
+
+@pytest.fixture(scope="module")
+def run(built, python312, stack) -> Callable[[str, str], invoke.Invocation]:
+    template = samtemplate.load(samtemplate.BUILT_TEMPLATE)
+
+    def run(logical_id: str, event_file: str) -> invoke.Invocation:
+        event = EVENTS / FOLDERS[logical_id] / event_file
+        outcome = invoke.invoke(built[logical_id], event, stack, template=template, python=python312)
+        # The handler ran on Lambda's path only: built function, built layer, the stdlib.
+        assert not [p for p in outcome.sys_path if ".venv" in p or "layers/common" in p], outcome.sys_path
+        expected_head = [str(built[logical_id].code_dir), *map(str, built[logical_id].layer_dirs)]
+        assert outcome.sys_path[: len(expected_head)] == expected_head
+        assert not (outcome.error and outcome.error["errorType"] == "IsolationError"), outcome.error
+        return outcome
+
+    return run
+
+
+# ------------------------------------------------------------------------------ expectations
+
+
+def header(outcome: invoke.Invocation, name: str) -> str | None:
+    """A response header from either of the proxy response's header maps."""
+    response = outcome.result
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    headers.update({k.lower(): v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()})
+    return headers.get(name.lower())
+
+
+def http(outcome: invoke.Invocation, status: int, content_type: str) -> dict[str, Any]:
+    """The JSON body of a proxy response, after checking its status and content type."""
+    assert outcome.ok, f"the handler raised: {outcome.error}\n{outcome.logs}"
+    response = outcome.result
+    assert response["statusCode"] == status, f"{response['statusCode']}: {response.get('body')}\n{outcome.logs}"
+    assert header(outcome, "Content-Type") == content_type
+    if status < 400:  # (error responses from request validation do not carry it yet)
+        assert header(outcome, "X-Request-Id"), "responses echo the request id"
+    return json.loads(response["body"])
+
+
+def api_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    used = set()
+
+    def call(event_file: str) -> invoke.Invocation:
+        used.add(event_file)
+        return run("ApiFunction", event_file)
+
+    document = http(call("get_openapi.json"), 200, "application/json")
+    assert document["openapi"].startswith("3.")
+    assert "/v1/members" in document["paths"]
+
+    enrolled = http(call("post_member.json"), 201, "application/json")
+    assert enrolled["member_id"] == "cust-1001"
+    assert enrolled["program_id"] and enrolled["tier"]
+    again = http(call("post_member.json"), 200, "application/json")  # enrolling again changes nothing
+    assert again == enrolled
+
+    first = call("post_member_idempotency_key.json")
+    assert http(first, 201, "application/json")["member_id"] == "cust-1002"
+    replay = call("post_member_idempotency_key.json")  # a retry with the same Idempotency-Key
+    assert http(replay, 201, "application/json") == json.loads(first.result["body"])
+    assert header(replay, "Idempotent-Replayed") == "true"
+
+    member = http(call("get_member.json"), 200, "application/json")
+    assert member["member_id"] == "cust-1001" and member["balance"] == 0
+
+    problem = http(call("post_member_malformed.json"), 400, PROBLEM_JSON)
+    assert problem["status"] == 400 and problem["type"].startswith("urn:problem:loyalty:")
+    return used
+
+
+def authorizer_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    allowed = run("AuthorizerFunction", "token_demo_key.json")
+    assert allowed.ok, f"{allowed.error}\n{allowed.logs}"
+    policy = allowed.result
+    [statement] = policy["policyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Action"] == "execute-api:Invoke"
+    assert statement["Resource"].endswith("/prod/*/*"), "the cached policy must cover the whole API"
+    assert policy["context"]["tenant_id"] == "demo"
+    assert policy["context"]["role"] == "integration"
+    assert policy["context"]["key_id"] == policy["principalId"]
+
+    denied = run("AuthorizerFunction", "token_unknown_key.json")
+    assert not denied.ok, f"an unknown key was let in: {denied.result}"
+    assert denied.error["errorMessage"] == "Unauthorized", "API Gateway answers 401 only for exactly this message"
+    return {"token_demo_key.json", "token_unknown_key.json"}
+
+
+SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str]]] = {
+    "ApiFunction": api_scenario,
+    "AuthorizerFunction": authorizer_scenario,
+}
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+def test_build_has_every_function_of_the_template(built: dict[str, invoke.BuiltFunction]) -> None:
+    assert sorted(built) == sorted(FOLDERS), "the build is stale: run `make build`"
+    for logical_id, fn in built.items():
+        assert (fn.code_dir / f"{fn.function.handler.rpartition('.')[0]}.py").is_file(), logical_id
+        assert fn.layer_dirs and all(d.is_dir() for d in fn.layer_dirs), f"{logical_id}: layer not built"
+        assert not (fn.code_dir / "tests").exists() and not list(fn.code_dir.rglob("*.pyc"))
+
+
+@pytest.mark.parametrize("logical_id", sorted(FOLDERS))
+def test_built_function_on_its_sample_events(logical_id: str, run) -> None:
+    events = {path.name for path in (EVENTS / FOLDERS[logical_id]).glob("*.json")}
+    assert events, f"no sample event in events/{FOLDERS[logical_id]}/"
+    scenario = SCENARIOS.get(logical_id)
+    if scenario is None:  # a function without a scenario yet: its events must at least not raise
+        for name in sorted(events):
+            outcome = run(logical_id, name)
+            assert outcome.ok, f"{name}: {outcome.error}\n{outcome.logs}"
+        return
+    used = scenario(run)
+    assert used == events, f"sample events without an expectation here: {sorted(events - used)}"
+
+
+def test_layer_has_no_development_packages(built: dict[str, invoke.BuiltFunction]) -> None:
+    layer_dirs = {d for fn in built.values() for d in fn.layer_dirs}
+    for layer in layer_dirs:
+        present = {p.name for p in layer.iterdir()}
+        for dev_only in ("moto", "pytest", "pynamodb", "samcli", "cfnlint"):
+            assert dev_only not in present, f"{dev_only} is in the layer {layer}: it is a dev dependency"
+        assert "loyalty" in present
+        assert not any(Path(layer, "loyalty").rglob("__pycache__"))
