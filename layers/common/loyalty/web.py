@@ -154,10 +154,27 @@ def json_response(status: int, model: BaseModel) -> Response:
     return Response(status_code=status, content_type="application/json", body=model)
 
 
-def body_problem(body: str | None) -> Response | None:
-    """Refuse oversized or too deeply nested bodies before anything parses them."""
+def _content_type(event: dict[str, Any]) -> str:
+    headers = event.get("headers") or {}
+    return next((str(v) for k, v in headers.items() if k.lower() == "content-type"), "").strip().lower()
+
+
+def body_problem(body: str | None, content_type: str = "") -> Response | None:
+    """Refuse oversized, non-JSON or too deeply nested bodies before anything parses them.
+
+    A body must be JSON: a missing Content-Type is taken as JSON, anything else (curl's default
+    ``application/x-www-form-urlencoded`` included) is a 415 that says what to send instead.
+    """
     if not body:
         return None
+    media_type = content_type.split(";", 1)[0].strip()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        return problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            f"The body must be JSON sent with Content-Type: application/json, not {media_type}.",
+        )
     if len(body.encode()) > MAX_BODY_BYTES:
         return problem(413, "too-large", "Content Too Large", f"The body may be {MAX_BODY_BYTES} bytes at most.")
     too_deep = problem(400, "too-deep", "JSON Too Deep", f"JSON may nest {MAX_JSON_DEPTH} levels at most.")
@@ -173,7 +190,7 @@ def body_problem(body: str | None) -> Response | None:
 def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Resolve one API Gateway event. Every answer, error or not, carries ``X-Request-Id``."""
     request_id = (event.get("requestContext") or {}).get("requestId") or ""
-    refused = body_problem(event.get("body") if not event.get("isBase64Encoded") else None)
+    refused = body_problem(event.get("body") if not event.get("isBase64Encoded") else None, _content_type(event))
     if refused is not None:
         result = {
             "statusCode": refused.status_code,
