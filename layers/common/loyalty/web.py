@@ -96,7 +96,10 @@ def build_resolver(routers: Iterable[Router], *, title: str, version: str) -> AP
 
     @app.exception_handler(DomainError)
     def _domain(error: DomainError) -> Response:
-        return problem(error.status, error.slug, error.title, error.detail, **error.extra)
+        response = problem(error.status, error.slug, error.title, error.detail, **error.extra)
+        if "retry_after" in error.extra:
+            response.headers["Retry-After"] = str(error.extra["retry_after"])
+        return response
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response:
