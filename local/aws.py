@@ -55,6 +55,56 @@ class SerializeDynamoDB:
         return [body]
 
 
+class _CopyOncePerTransaction:
+    """Stands in for the ``copy`` module inside ``moto.dynamodb.models``.
+
+    Before a ``TransactWriteItems``, moto backs up each table it touches for a rollback, but it
+    does so once per ITEM of the transaction, each a deep copy of the whole table (stream records
+    included). A 100-item transaction on a table of a few thousand items then takes seconds, and
+    every transaction slows down as the local stack lives on. Within one transaction call, a
+    repeated deep copy of the same table is answered with the first copy (nothing is written
+    between them: moto takes the backups before it applies any item). Requests are serialized
+    (``SerializeDynamoDB``) and the cache lives only for the duration of one call.
+    """
+
+    def __init__(self, real_copy: Any, table_type: type) -> None:
+        self._real = real_copy
+        self._table_type = table_type
+        self.tables: dict[int, Any] | None = None
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        if self.tables is None or not isinstance(value, self._table_type):
+            return self._real.deepcopy(value, memo)
+        if id(value) not in self.tables:
+            self.tables[id(value)] = self._real.deepcopy(value, memo)
+        return self.tables[id(value)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def copy_tables_once_per_transaction() -> None:
+    """Patch moto (idempotent): one rollback copy per table and transaction, not per item."""
+    from moto.dynamodb import models
+
+    backend = models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "copies_once", False):
+        return
+    shim = _CopyOncePerTransaction(models.copy, models.Table)
+    models.copy = shim  # type: ignore[assignment]
+    original = backend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        shim.tables = {}
+        try:
+            return original(self, transact_items)
+        finally:
+            shim.tables = None
+
+    transact_write_items.copies_once = True  # type: ignore[attr-defined]
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 class MotoServer:
     """moto's server on a loopback port (0 picks a free one), serving from a daemon thread."""
 
@@ -65,6 +115,7 @@ class MotoServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        copy_tables_once_per_transaction()
         app = SerializeDynamoDB(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)

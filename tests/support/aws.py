@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-
+from local.aws import MotoServer
 from local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,12 +19,11 @@ REGION = "us-east-1"
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """A moto server on a free loopback port; yields its endpoint URL."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    """The local stack's moto server (DynamoDB serialized) on a free loopback port; yields its URL."""
+    server = MotoServer()
     server.start()
-    host, port = server.get_host_and_port()
     try:
-        yield f"http://{host}:{port}"
+        yield server.url
     finally:
         server.stop()
 

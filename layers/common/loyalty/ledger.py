@@ -226,7 +226,7 @@ class Ledger:
             points = rules.accrual_points(program, tier, amount)
             burn = rules.burn_date(program, earned_at).isoformat()
             new_tier = rules.tier_for(program, account.lifetime_spend + amount).name
-            draft = _Draft.start(account, self.store.lots(tenant, member_id), now)
+            draft = _Draft.start(account, self.store.lot(tenant, member_id, burn), now)
             entry_id = keys.stable_id("ent", tenant, member_id, "purchase", order_id)
             draft.credit(burn, points)
             draft.entry(
@@ -361,7 +361,7 @@ class Ledger:
             snapshot, account = self._load(tenant, hold.member_id, order_id=hold.order_id)
             if hold.expires_at <= int(now.timestamp()) or hold_id not in {h.hold_id for h in account.holds}:
                 raise Conflict(
-                    f"Hold {hold_id!r} expired; its points were released. Place a new hold.", status="expired"
+                    f"Hold {hold_id!r} expired; its points were released. Place a new hold.", hold_status="expired"
                 )
             lots = self.store.lots(tenant, hold.member_id)
             draft = _Draft.start(account, lots, now)
@@ -569,10 +569,11 @@ class Ledger:
             if points == 0 or abs(points) > MAX_POINTS:
                 raise InvalidRequest(f"points must be non-zero and at most {MAX_POINTS} either way.", field="points")
             program = self._program(tenant, account.program_id)
-            draft = _Draft.start(account, self.store.lots(tenant, member_id), now)
-            burn = None
-            if points > 0:
-                burn = rules.burn_date(program, now).isoformat()
+            burn = rules.burn_date(program, now).isoformat() if points > 0 else None
+            # A credit touches one lot; a debit may touch any, earliest burn first.
+            lots = self.store.lot(tenant, member_id, burn) if burn else self.store.lots(tenant, member_id)
+            draft = _Draft.start(account, lots, now)
+            if burn:
                 draft.credit(burn, points)
             else:
                 available = account.available(now)

@@ -192,6 +192,22 @@ class LedgerReader:
             for item in self._query_all(keys.member_pk(tenant_id, member_id), "L#")
         ]
 
+    def lot(self, tenant_id: str, member_id: str, burn_date: str) -> list[Lot]:
+        """The one lot that burns on ``burn_date`` (empty if none): all that a credit needs.
+
+        One small consistent read instead of a Query of every open lot, so an accrual costs the
+        same for a member with one lot as for one with hundreds.
+        """
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=dynamo.marshal({"pk": keys.member_pk(tenant_id, member_id), "sk": keys.lot_sk(burn_date)}),
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            return []
+        item = dynamo.unmarshal(response["Item"])
+        return [Lot(burn_date=item["burn_date"], remaining=int(item["remaining"]))]
+
     def hold(self, tenant_id: str, hold_id: str) -> Hold | None:
         response = self.client.get_item(
             TableName=self.table,
