@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+
 from local.aws import MotoServer
 from local.template import load_template
 
