@@ -1,6 +1,8 @@
 """Operator actions: create a tenant, its program and an API key; seed the local demo.
 
-Run against a deployed stack with ``python -m loyalty.admin --config-table <ConfigTableName> ...``.
+Run against a deployed stack with ``python -m loyalty.admin --stack <stack name> ...`` (AWS
+credentials for its account and region); every key change is written to the tenant's audit log
+with the actor ``operator:cli``.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ import argparse
 import json
 from typing import Any
 
-from loyalty import auth, clock
-from loyalty.models import ApiKey, Program, Role, Tier
+from loyalty import auth
+from loyalty.apikeys import ApiKeys, key_view
+from loyalty.models import Actor, Program, Role, Tier
 from loyalty.store.config import ConfigStore
 
 DEMO_TENANT = "demo"
@@ -36,13 +39,22 @@ def demo_program(tenant_id: str = DEMO_TENANT) -> Program:
     )
 
 
-def issue_key(store: ConfigStore, tenant_id: str, role: Role, key: str | None = None) -> str:
-    key = key or auth.new_key()
-    if not auth.bearer_token(f"Bearer {key}"):
+OTHER_TENANT = "other"  # a second local tenant, so that isolation can be tried by hand and in tests
+OPERATOR = "operator:cli"
+
+
+def operator(tenant_id: str) -> Actor:
+    """Who the audit log names for what an operator does with this CLI."""
+    return Actor(tenant_id=tenant_id, key_id=OPERATOR, role=Role.ADMIN)
+
+
+def issue_key(
+    store: ConfigStore, ledger_table: str, tenant_id: str, role: Role, key: str | None = None, name: str = ""
+) -> str:
+    if key is not None and not auth.bearer_token(f"Bearer {key}"):
         raise ValueError("an API key is 16 to 128 characters of A-Z a-z 0-9 _ . ~ -")
-    api_key = ApiKey(key_id=auth.key_id_of(key), tenant_id=tenant_id, role=role)
-    store.put_api_key(auth.key_hash(key), api_key, clock.isoformat(clock.now()))
-    return key
+    _, secret = ApiKeys(store, ledger_table).create(operator(tenant_id), role, name or role.value, secret=key)
+    return secret
 
 
 def create_tenant(store: ConfigStore, tenant_id: str, program: Program, *, name: str) -> None:
@@ -51,17 +63,38 @@ def create_tenant(store: ConfigStore, tenant_id: str, program: Program, *, name:
 
 
 def seed_demo(*, dynamodb: Any, config_table: str, ledger_table: str, api_key: str | None = None) -> dict[str, Any]:
-    """The local stack's demo tenant: a program using every feature and one key per role."""
-    del ledger_table  # the demo starts with no members
+    """The local stack's tenants: ``demo`` and ``other``, each with the demo program and a key of
+    every role. ``api_key`` pins the demo tenant's integration key."""
     store = ConfigStore(config_table, client=dynamodb)
-    create_tenant(store, DEMO_TENANT, demo_program(), name="Demo shop")
-    keys = {Role.INTEGRATION.value: issue_key(store, DEMO_TENANT, Role.INTEGRATION, api_key)}
-    return {"tenants": {DEMO_TENANT: {"api_keys": keys, "program_id": DEMO_PROGRAM}}}
+    tenants: dict[str, Any] = {}
+    for tenant_id in (DEMO_TENANT, OTHER_TENANT):
+        create_tenant(store, tenant_id, demo_program(tenant_id), name=f"{tenant_id.title()} shop")
+        keys = {}
+        for role in Role:
+            pinned = api_key if tenant_id == DEMO_TENANT and role is Role.INTEGRATION else None
+            keys[role.value] = issue_key(store, ledger_table, tenant_id, role, pinned)
+        tenants[tenant_id] = {"api_keys": keys, "program_id": DEMO_PROGRAM}
+    return {"tenants": tenants}
+
+
+def _tables(args: argparse.Namespace) -> tuple[str, str]:
+    """The config and ledger table names: given, or read from the stack's outputs."""
+    if args.config_table and args.ledger_table:
+        return args.config_table, args.ledger_table
+    if not args.stack:
+        raise SystemExit("give --stack NAME, or both --config-table and --ledger-table")
+    import boto3
+
+    stack = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+    return outputs["ConfigTableName"], outputs["LedgerTableName"]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m loyalty.admin", description=__doc__)
-    parser.add_argument("--config-table", required=True, help="the stack's ConfigTableName output")
+    parser.add_argument("--stack", help="the deployed stack's name: its outputs name the tables")
+    parser.add_argument("--config-table", help="the stack's ConfigTableName output (instead of --stack)")
+    parser.add_argument("--ledger-table", help="the stack's LedgerTableName output (instead of --stack)")
     commands = parser.add_subparsers(dest="command", required=True)
     tenant = commands.add_parser("create-tenant", help="a tenant with the demo program as a start")
     tenant.add_argument("tenant_id")
@@ -70,15 +103,32 @@ def main(argv: list[str] | None = None) -> None:
     key = commands.add_parser("issue-key", help="a new API key (printed once, stored as a hash)")
     key.add_argument("tenant_id")
     key.add_argument("--role", choices=[r.value for r in Role], default=Role.INTEGRATION.value)
+    key.add_argument("--name", default="", help="what the key is for, e.g. 'web shop backend'")
+    listing = commands.add_parser("list-keys", help="the tenant's keys (ids, roles, state; never the secrets)")
+    listing.add_argument("tenant_id")
+    for verb, text in (("rotate-key", "a new key with the same role; the old one is revoked"), ("revoke-key", "")):
+        command = commands.add_parser(verb, help=text or "stop a key from working")
+        command.add_argument("tenant_id")
+        command.add_argument("key_id", help="the key's public id (key_...), as list-keys shows it")
     args = parser.parse_args(argv)
 
-    store = ConfigStore(args.config_table)
+    config_table, ledger_table = _tables(args)
+    store = ConfigStore(config_table)
+    keys = ApiKeys(store, ledger_table)
     if args.command == "create-tenant":
         program = demo_program(args.tenant_id).model_copy(update={"currency": args.currency})
         create_tenant(store, args.tenant_id, program, name=args.name or args.tenant_id)
         print(json.dumps({"tenant_id": args.tenant_id, "program_id": program.program_id}))
+    elif args.command == "issue-key":
+        secret = issue_key(store, ledger_table, args.tenant_id, Role(args.role), name=args.name)
+        print(json.dumps({"api_key": secret, "key_id": auth.key_id_of(secret), "role": args.role}))
+    elif args.command == "list-keys":
+        print(json.dumps([key_view(k) for k in keys.list(operator(args.tenant_id))], indent=2))
+    elif args.command == "rotate-key":
+        new, secret, old = keys.rotate(operator(args.tenant_id), args.key_id)
+        print(json.dumps({"api_key": secret, "key": key_view(new), "revoked": key_view(old)}, indent=2))
     else:
-        print(json.dumps({"api_key": issue_key(store, args.tenant_id, Role(args.role))}))
+        print(json.dumps(key_view(keys.revoke(operator(args.tenant_id), args.key_id)), indent=2))
 
 
 if __name__ == "__main__":

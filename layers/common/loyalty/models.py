@@ -92,6 +92,9 @@ class ApiKey(Frozen):
     tenant_id: str
     role: Role
     active: bool = True
+    name: str = ""
+    created_at: str = ""
+    revoked_at: str | None = None
 
     @field_validator("tenant_id")
     @classmethod

@@ -17,6 +17,10 @@ def hold_pk(tenant_id: str, hold_id: str) -> str:
     return f"T#{tenant_id}#H#{hold_id}"
 
 
+def audit_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#AUDIT"
+
+
 def api_key_pk(key_hash: str) -> str:
     return f"KEY#{key_hash}"
 
@@ -24,10 +28,15 @@ def api_key_pk(key_hash: str) -> str:
 MEMBER_SK = "MEMBER"
 HOLD_SK = "HOLD"
 TENANT_SK = "TENANT"
+ACCESS_SK = "ACCESS"
 
 
 def program_sk(program_id: str) -> str:
     return f"P#{program_id}"
+
+
+def key_sk(key_id: str) -> str:
+    return f"K#{key_id}"
 
 
 def entry_sk(seq: int) -> str:

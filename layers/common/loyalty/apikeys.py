@@ -1,0 +1,86 @@
+"""API keys of a tenant: create, list, rotate, revoke. Stored as hashes only; every change audited.
+
+The secret is shown once, in the answer that creates it. A revoked key stops working as soon as
+API Gateway's authorizer cache for it runs out (``ReauthorizeEvery`` in the template: 5 minutes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loyalty import auth, clock
+from loyalty.errors import Conflict, NotFound
+from loyalty.models import Actor, ApiKey, Role
+from loyalty.store.audit import put_item, record
+from loyalty.store.config import ConfigStore
+
+
+class ApiKeys:
+    def __init__(self, config: ConfigStore, audit_table: str) -> None:
+        self.config = config
+        self.audit_table = audit_table
+
+    def create(self, actor: Actor, role: Role, name: str, *, secret: str | None = None) -> tuple[ApiKey, str]:
+        """A new key for the actor's tenant; returns it and its secret (the only time it is seen)."""
+        secret = secret or auth.new_key()
+        now = clock.now()
+        api_key = ApiKey(
+            key_id=auth.key_id_of(secret),
+            tenant_id=actor.tenant_id,
+            role=role,
+            name=name,
+            created_at=clock.isoformat(now),
+        )
+        audit = record(
+            actor,
+            "key.create",
+            ref=api_key.key_id,
+            at=now,
+            target=api_key.key_id,
+            details={"role": role.value, "name": name},
+        )
+        self.config.put_api_key(
+            auth.key_hash(secret),
+            api_key,
+            api_key.created_at,
+            also=[put_item(self.audit_table, actor.tenant_id, audit)],
+        )
+        return api_key, secret
+
+    def list(self, actor: Actor) -> list[ApiKey]:
+        return self.config.list_api_keys(actor.tenant_id)
+
+    def _find(self, actor: Actor, key_id: str) -> tuple[ApiKey, str]:
+        found = self.config.tenant_api_key(actor.tenant_id, key_id)
+        if found is None:  # another tenant's key is as unknown as one that never existed
+            raise NotFound(f"No API key {key_id!r}. GET /v1/keys lists this tenant's keys.", key_id=key_id)
+        return found
+
+    def revoke(self, actor: Actor, key_id: str, *, reason: str | None = None) -> ApiKey:
+        if key_id == actor.key_id:  # nobody locks a tenant out by accident
+            raise Conflict("A key cannot revoke itself; rotate it, or revoke it with another admin key.")
+        return self._revoke(actor, key_id, reason)
+
+    def _revoke(self, actor: Actor, key_id: str, reason: str | None) -> ApiKey:
+        api_key, key_hash = self._find(actor, key_id)
+        if not api_key.active:
+            return api_key  # revoking twice is the same as once
+        now = clock.now()
+        audit = record(actor, "key.revoke", ref=key_id, at=now, target=key_id, reason=reason)
+        at = clock.isoformat(now)
+        self.config.revoke_api_key(
+            actor.tenant_id, key_id, key_hash, at, also=[put_item(self.audit_table, actor.tenant_id, audit)]
+        )
+        return api_key.model_copy(update={"active": False, "revoked_at": at})
+
+    def rotate(self, actor: Actor, key_id: str) -> tuple[ApiKey, str, ApiKey]:
+        """A new key with the old one's role and name; the old one is revoked. Returns (new, secret, old)."""
+        old, _ = self._find(actor, key_id)
+        if not old.active:
+            raise Conflict(f"API key {key_id!r} is revoked; create a new key instead.", key_id=key_id)
+        new, secret = self.create(actor, old.role, old.name)
+        return new, secret, self._revoke(actor, key_id, f"rotated to {new.key_id}")
+
+
+def key_view(api_key: ApiKey) -> dict[str, Any]:
+    return api_key.model_dump(exclude={"tenant_id"})
