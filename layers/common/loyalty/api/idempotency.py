@@ -1,5 +1,6 @@
-"""The ``Idempotency-Key`` header: a retry with the same key and body gets the first response;
-the same key with another body is a 422."""
+"""The ``Idempotency-Key`` header: a retry with the same key and body gets the first response,
+success or refusal (a 5xx is not kept: its retry runs again); the same key with another body is
+a 422."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from pydantic import BaseModel
 
+from loyalty.errors import DomainError
 from loyalty.settings import settings
 from loyalty.store.idempotency import IdempotencyStore, StoredResponse
 from loyalty.web import actor_of, problem
@@ -54,7 +56,10 @@ def idempotency_middleware(app: APIGatewayRestResolver, next_middleware: Any) ->
         response = Response(status_code=stored.status, content_type=stored.content_type, body=stored.body)
         response.headers["Idempotent-Replayed"] = "true"
         return response
-    response = next_middleware(app)
+    try:
+        response = next_middleware(app)
+    except DomainError as error:  # a refusal is an answer too: replayed like a success, not re-run
+        response = problem(error.status, error.slug, error.title, error.detail, **error.extra)
     if response.status_code < 500:
         body = _serialized(response.body)
         if body is not None:

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from loyalty.api.body import OBJECT_BODY
 from loyalty.api.deps import ledger
 from loyalty.api.schemas import (
     ID_PATTERN,
@@ -37,7 +38,11 @@ MemberId = Annotated[str, Path(pattern=ID_PATTERN, description="The customer's i
 HoldId = Annotated[str, Path(pattern=r"^hold_[0-9a-f]{20}$")]
 
 
-@router.post("/v1/members/<member_id>/purchases", summary="Accrue bonuses on a purchase (once per order_id)")
+@router.post(
+    "/v1/members/<member_id>/purchases",
+    summary="Accrue bonuses on a purchase (once per order_id)",
+    middlewares=OBJECT_BODY,
+)
 def purchase(member_id: MemberId, body: PurchaseRequest) -> Response[PurchaseOut]:
     result = ledger().accrue(
         actor_of(router),
@@ -50,13 +55,15 @@ def purchase(member_id: MemberId, body: PurchaseRequest) -> Response[PurchaseOut
     return json_response(201, PurchaseOut(**result))
 
 
-@router.post("/v1/members/<member_id>/redemption-quote", summary="The most bonuses an order may use")
+@router.post(
+    "/v1/members/<member_id>/redemption-quote", summary="The most bonuses an order may use", middlewares=OBJECT_BODY
+)
 def quote(member_id: MemberId, body: QuoteRequest) -> QuoteOut:
     result = ledger().quote(actor_of(router), member_id, order_amount=body.order_amount, currency_code=body.currency)
     return QuoteOut(**result)
 
 
-@router.post("/v1/members/<member_id>/holds", summary="Reserve points for a checkout")
+@router.post("/v1/members/<member_id>/holds", summary="Reserve points for a checkout", middlewares=OBJECT_BODY)
 def place_hold(member_id: MemberId, body: SpendRequest) -> Response[HoldOut]:
     result, _ = ledger().hold(
         actor_of(router),
@@ -79,7 +86,7 @@ def release(hold_id: HoldId) -> HoldOut:
     return HoldOut(**ledger().release(actor_of(router), hold_id))
 
 
-@router.post("/v1/members/<member_id>/redemptions", summary="Pay part of an order with points")
+@router.post("/v1/members/<member_id>/redemptions", summary="Pay part of an order with points", middlewares=OBJECT_BODY)
 def redeem(member_id: MemberId, body: SpendRequest) -> Response[RedemptionOut]:
     result = ledger().redeem(
         actor_of(router),
@@ -92,7 +99,7 @@ def redeem(member_id: MemberId, body: SpendRequest) -> Response[RedemptionOut]:
     return json_response(201, RedemptionOut(**result))
 
 
-@router.post("/v1/members/<member_id>/refunds", summary="Refund (part of) an order")
+@router.post("/v1/members/<member_id>/refunds", summary="Refund (part of) an order", middlewares=OBJECT_BODY)
 def refund(member_id: MemberId, body: RefundRequest) -> Response[RefundOut]:
     result = ledger().refund(
         actor_of(router), member_id, refund_id=body.refund_id, order_id=body.order_id, amount=body.amount
@@ -100,7 +107,9 @@ def refund(member_id: MemberId, body: RefundRequest) -> Response[RefundOut]:
     return json_response(201, RefundOut(**result))
 
 
-@router.post("/v1/members/<member_id>/adjustments", summary="Add or take points by hand, with a reason")
+@router.post(
+    "/v1/members/<member_id>/adjustments", summary="Add or take points by hand, with a reason", middlewares=OBJECT_BODY
+)
 def adjust(member_id: MemberId, body: AdjustmentRequest) -> Response[AdjustmentOut]:
     result = ledger().adjust(
         actor_of(router), member_id, adjustment_id=body.adjustment_id, points=body.points, reason=body.reason
@@ -108,7 +117,7 @@ def adjust(member_id: MemberId, body: AdjustmentRequest) -> Response[AdjustmentO
     return json_response(201, AdjustmentOut(**result))
 
 
-@router.post("/v1/members/<member_id>/transfers", summary="Give points to another member")
+@router.post("/v1/members/<member_id>/transfers", summary="Give points to another member", middlewares=OBJECT_BODY)
 def transfer(member_id: MemberId, body: TransferRequest) -> Response[TransferOut]:
     result = ledger().transfer(
         actor_of(router), member_id, transfer_id=body.transfer_id, to_member_id=body.to_member_id, points=body.points

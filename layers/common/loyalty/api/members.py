@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from loyalty import members
+from loyalty.api.body import OBJECT_BODY
 from loyalty.api.deps import ledger, stores
 from loyalty.api.schemas import ID_PATTERN, EnrolRequest, MemberOut
 from loyalty.models import Consents, Profile
@@ -19,7 +20,12 @@ router = APIGatewayRouter()
 MemberId = Annotated[str, Path(pattern=ID_PATTERN, description="The customer's id in the shop.")]
 
 
-@router.post("/v1/members", summary="Enrol a member", responses={201: {"description": "Enrolled"}})
+@router.post(
+    "/v1/members",
+    summary="Enrol a member",
+    responses={201: {"description": "Enrolled"}},
+    middlewares=OBJECT_BODY,
+)
 def enrol(body: EnrolRequest) -> Response[MemberOut]:
     actor = actor_of(router)
     profile = Profile(

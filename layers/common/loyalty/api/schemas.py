@@ -17,7 +17,9 @@ EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    # strict: JSON types as sent; "100", 100.0 or true is not an amount, "yes" is not a boolean.
+    # Dates and instants arrive as JSON strings, so their fields opt out (strict=False).
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, strict=True)
 
 
 class ConsentsIn(Request):
@@ -31,7 +33,7 @@ class EnrolRequest(Request):
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164.")
     locale: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$", examples=["ru", "uk", "en"])
     time_zone: str = Field(default="UTC", max_length=64, examples=["Europe/Kyiv"])
-    birthday: date | None = None
+    birthday: date | None = Field(default=None, strict=False, description="YYYY-MM-DD.")
     consents: ConsentsIn = ConsentsIn()
     program_id: str | None = Field(default=None, pattern=ID_PATTERN)
 
@@ -131,7 +133,7 @@ class PurchaseRequest(Request):
     order_id: str = Field(pattern=ID_PATTERN)
     amount: int = Amount
     currency: str = CurrencyCode
-    occurred_at: datetime | None = Field(default=None, description="RFC 3339; defaults to now.")
+    occurred_at: datetime | None = Field(default=None, strict=False, description="RFC 3339; defaults to now.")
 
     @field_validator("occurred_at")
     @classmethod

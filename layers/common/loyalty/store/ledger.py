@@ -221,7 +221,8 @@ class LedgerReader:
     ) -> tuple[list[Entry], int | None]:
         """Newest first; returns the page and the seq to continue before (None at the end)."""
         pk = keys.member_pk(tenant_id, member_id)
-        upper = keys.entry_sk(before_seq) if before_seq is not None else "E$"
+        # BETWEEN is inclusive: a page after a cursor ends just below the entry it names.
+        upper = keys.entry_sk(before_seq - 1) if before_seq is not None else "E$"
         response = self.client.query(
             TableName=self.table,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
@@ -231,7 +232,6 @@ class LedgerReader:
             ConsistentRead=True,
         )
         items = [dynamo.unmarshal(raw) for raw in response["Items"]]
-        items = [item for item in items if item["sk"] != upper]
         page, more = items[:limit], len(items) > limit
         entries = [_entry_from_item(item) for item in page]
         next_seq = int(page[-1]["seq"]) if more and page else None

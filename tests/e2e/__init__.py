@@ -1,0 +1,1 @@
+"""End-to-end tests: real HTTP against the local stack of infra/template.yaml."""
