@@ -32,6 +32,13 @@ SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/sam
 # pip prints one such warning per package for index folders that do not exist on this machine.
 PIP_NOISE := is ignored: it is neither a file nor a directory
 PIP := $(PY) -m pip --disable-pip-version-check
+# checkov has a venv of its own inside .venv (so ignored, excluded and cleaned with it): no
+# checkov release installs beside our pins (pyproject.toml, [dependency-groups] tools, says why).
+TOOLS := $(VENV)/tools
+TOOLS_STAMP := $(TOOLS)/.installed
+# Offline and quiet: no version check against PyPI, no download from the vendor's platform
+# (--skip-download); the rest of the settings (file, framework, output) are in .checkov.yaml.
+CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(TOOLS)/bin/checkov --config-file .checkov.yaml
 
 # $(call step,label,command): a banner, the command, and how long it took.
 define step
@@ -42,7 +49,7 @@ endef
 help:
 	@echo "make run      start the local stack (PORT=$(PORT)); demo key and URLs in .local/stack.json"
 	@echo "make test     every check: lint, pytest, cfn-lint, sam validate, sam build, built smoke test"
-	@echo "make lint     ruff check, ruff format --check, cfn-lint, sam validate --lint"
+	@echo "make lint     ruff check, ruff format --check, cfn-lint, sam validate --lint, checkov"
 	@echo "make pytest   unit, integration and end-to-end tests (PYTEST_ARGS=... to pass more)"
 	@echo "make build    sam build into $(BUILD_DIR) (needs a python3.12: scripts/find-python.sh)"
 	@echo "make built    run every built function on its sample events (after make build)"
@@ -79,6 +86,13 @@ $(STAMP): pyproject.toml
 	@$(PIP) install -q -e '.[dev]' 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	@touch $@
 
+$(TOOLS_STAMP): pyproject.toml | $(STAMP)
+	@[ -x $(TOOLS)/bin/python ] || $(PY) -m venv $(TOOLS)
+	@echo "installing the lint tools into $(TOOLS) (pip install --group tools)"
+	@$(TOOLS)/bin/python -m pip --disable-pip-version-check install -q --upgrade pip 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	@$(TOOLS)/bin/python -m pip --disable-pip-version-check install -q --group tools 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	@touch $@
+
 $(PY312): | $(STAMP)
 	@py="$$(scripts/find-python.sh 3.12)"; \
 	mkdir -p $(PY312_BIN); \
@@ -98,11 +112,12 @@ test: lint pytest build built
 	@printf '\nmake test: every check passed\n'
 
 .PHONY: lint
-lint: $(STAMP)
+lint: $(STAMP) $(TOOLS_STAMP)
 	$(call step,ruff check,$(VENV)/bin/ruff check .)
 	$(call step,ruff format --check,$(VENV)/bin/ruff format --check .)
 	$(call step,cfn-lint,$(VENV)/bin/cfn-lint $(TEMPLATE))
 	$(call step,sam validate --lint,$(SAM) validate --lint -t $(TEMPLATE))
+	$(call step,checkov (skips and reasons: docs/SECURITY.md),$(CHECKOV))
 
 .PHONY: pytest
 pytest: $(STAMP)
