@@ -8,19 +8,24 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty.api import ledger, members
+from loyalty.api import admin, ledger, members
+from loyalty.api.access import access_guard
+from loyalty.api.deps import stores
 from loyalty.api.idempotency import idempotency_middleware
 from loyalty.web import build_resolver, handle
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = build_resolver([members.router, ledger.router], title="Loyalty engine API", version="1.0.0")
+# The admin routes run in AdminFunction; they are named here only so that /v1/openapi.json
+# describes the whole API in one document.
+app = build_resolver([members.router, ledger.router], documented_elsewhere=[admin.router])
 app.use([idempotency_middleware])
+guards = [access_guard(lambda: stores().config)]
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(app, event, context)
+    return handle(app, event, context, guards)

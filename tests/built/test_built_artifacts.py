@@ -153,9 +153,23 @@ def authorizer_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str
     return {"token_demo_key.json", "token_unknown_key.json"}
 
 
+def admin_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    created = http(run("AdminFunction", "post_key.json"), 201, "application/json")
+    assert created["role"] == "manager" and created["api_key"].startswith("lk_") and created["active"]
+    listed = http(run("AdminFunction", "get_keys.json"), 200, "application/json")["keys"]
+    assert created["key_id"] in {key["key_id"] for key in listed}
+    assert all("api_key" not in key for key in listed), "a listing never shows a secret"
+    records = http(run("AdminFunction", "get_audit.json"), 200, "application/json")["records"]
+    assert any(r["target"] == created["key_id"] and r["action"] == "key.create" for r in records)
+    access = http(run("AdminFunction", "get_access.json"), 200, "application/json")
+    assert "keys:admin" in access["roles"]["admin"] and "keys:admin" not in access["roles"]["integration"]
+    return {"post_key.json", "get_keys.json", "get_audit.json", "get_access.json"}
+
+
 SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str]]] = {
     "ApiFunction": api_scenario,
     "AuthorizerFunction": authorizer_scenario,
+    "AdminFunction": admin_scenario,
 }
 
 

@@ -133,9 +133,7 @@ def test_a_full_refund_after_spending_over_many_lots_restores_the_books(world, f
     parts = [3_333_333, 3_333_333, 3_333_334]
     returned = 0
     for index, amount in enumerate(parts):
-        refund = world.ledger.refund(
-            world.actor, member_id, refund_id=f"r{index}", order_id="basket", amount=amount
-        )
+        refund = world.ledger.refund(world.actor, member_id, refund_id=f"r{index}", order_id="basket", amount=amount)
         returned += refund["points_returned"]
         check_invariant(world.stores.ledger, world.actor.tenant_id, member_id)
     assert returned == spend

@@ -12,9 +12,9 @@ import json
 from typing import Any
 
 from loyalty import auth
-from loyalty.apikeys import ApiKeys, key_view
 from loyalty.models import Actor, Program, Role, Tier
 from loyalty.store.config import ConfigStore
+from loyalty.tenancy import ApiKeys, key_view
 
 DEMO_TENANT = "demo"
 DEMO_PROGRAM = "demo"

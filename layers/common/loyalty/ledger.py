@@ -14,21 +14,25 @@ account (in the same transaction) and settled by follow-up transactions, so the 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from loyalty import clock, currency, rules
+from loyalty import access, clock, currency, rules
 from loyalty.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
 from loyalty.members import Stores, program_of
 from loyalty.models import Actor, Program
-from loyalty.store import dynamo, keys
+from loyalty.store import audit, dynamo, keys
 from loyalty.store.ledger import MAX_TRANSACTION_ITEMS, LedgerStore, UnitOfWork
 from loyalty.store.ledger_models import Account, Entry, Hold, Lot, OpenHold, Order
+
+T = TypeVar("T")
 
 MAX_POINTS = 1_000_000_000
 MAX_AMOUNT = 10**13  # minor units: 100 billion in a 2-digit currency is absurd for one order
@@ -154,6 +158,16 @@ class _Draft:
             uow.change_lot(self.account, self.lots.get(date), date, remaining)
 
 
+def _retried(read: Callable[..., T]) -> Callable[..., T]:
+    """A read runs again, whole, after a transient store error, as every write does (503 at the end)."""
+
+    @functools.wraps(read)
+    def retried(self: Ledger, *args: Any, **kwargs: Any) -> T:
+        return self._retrying(lambda: read(self, *args, **kwargs))
+
+    return retried
+
+
 class Ledger:
     """The ledger service for one process; stateless between calls."""
 
@@ -259,6 +273,7 @@ class Ledger:
         return self._retrying(attempt)
 
     # ------------------------------------------------------------------- redemption
+    @_retried
     def quote(self, actor: Actor, member_id: str, *, order_amount: int, currency_code: str) -> dict[str, Any]:
         snapshot = self.store.snapshot(actor.tenant_id, member_id)
         account = self._account(snapshot.account, member_id)
@@ -568,6 +583,7 @@ class Ledger:
                 )
             if points == 0 or abs(points) > MAX_POINTS:
                 raise InvalidRequest(f"points must be non-zero and at most {MAX_POINTS} either way.", field="points")
+            access.check_adjustment(self.stores.config.get_access_policy(tenant), actor, points)
             program = self._program(tenant, account.program_id)
             burn = rules.burn_date(program, now).isoformat() if points > 0 else None
             # A credit touches one lot; a debit may touch any, earliest burn first.
@@ -597,6 +613,19 @@ class Ledger:
             uow = self.store.unit_of_work()
             draft.write(uow, earned=max(points, 0))
             uow.put_guard(account, "adjust", adjustment_id, wanted, result, clock.isoformat(now))
+            uow.put_audit(
+                tenant,
+                audit.record(
+                    actor,
+                    "adjustment",
+                    ref=f"{member_id}/{adjustment_id}",
+                    at=now,
+                    reason=reason,
+                    member_id=member_id,
+                    target=entry_id,
+                    details={"points": points},
+                ),
+            )
             _commit(uow)
             return result
 
@@ -672,12 +701,25 @@ class Ledger:
             out.write(uow)
             into.write(uow, earned=0)
             uow.put_guard(source, "transfer", transfer_id, wanted, result, created)
+            uow.put_audit(
+                tenant,
+                audit.record(
+                    actor,
+                    "transfer",
+                    ref=f"{member_id}/{transfer_id}",
+                    at=now,
+                    member_id=member_id,
+                    target=out_id,
+                    details={"points": points, "to_member_id": to_member_id},
+                ),
+            )
             _commit(uow)
             return result
 
         return self._retrying(attempt)
 
     # ------------------------------------------------------------------- reads
+    @_retried
     def balance_view(self, tenant_id: str, member_id: str) -> dict[str, Any]:
         now = clock.now()
         snapshot = self.store.snapshot(tenant_id, member_id)
@@ -699,6 +741,7 @@ class Ledger:
             "next_expiry": upcoming[0] if upcoming else None,
         }
 
+    @_retried
     def entries(self, tenant_id: str, member_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
         if self.store.snapshot(tenant_id, member_id).account is None:
             raise NotFound(f"No member {member_id!r}.", member_id=member_id)

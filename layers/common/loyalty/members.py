@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from botocore.exceptions import ClientError
+
 from loyalty import clock, rules
 from loyalty.errors import Conflict, NotFound
-from loyalty.models import Member, Profile, Program
+from loyalty.models import Actor, Member, Profile, Program
 from loyalty.store import dynamo
+from loyalty.store.audit import put_item, record
 from loyalty.store.config import ConfigStore
 from loyalty.store.ledger import LedgerStore
 
@@ -57,3 +60,27 @@ def get(stores: Stores, tenant_id: str, member_id: str) -> Member:
     if member is None:
         raise NotFound(f"No member {member_id!r}. Enrol it with POST /v1/members.", member_id=member_id)
     return member
+
+
+def erase(stores: Stores, actor: Actor, member_id: str, *, reason: str, audit_table: str) -> Member:
+    """Anonymise a member's contacts and profile (a data-erasure request). The ledger stays valid:
+    entries hold no personal data, and balance, lots and history are kept. Erasing twice answers
+    the erased member again; the audit log records who did it and why."""
+
+    def attempt() -> Member:
+        member = get(stores, actor.tenant_id, member_id)
+        if member.erased_at is not None:
+            return member
+        now = clock.now()
+        audit = record(actor, "member.erase", ref=member_id, at=now, member_id=member_id, reason=reason)
+        try:
+            stores.ledger.erase_member(
+                actor.tenant_id, member_id, clock.isoformat(now), also=[put_item(audit_table, actor.tenant_id, audit)]
+            )
+        except ClientError as error:
+            if "ConditionalCheckFailed" in dynamo.cancellation_codes(error):
+                raise dynamo.Retry() from error  # erased meanwhile: the next attempt answers it
+            raise
+        return get(stores, actor.tenant_id, member_id)
+
+    return dynamo.with_retries(attempt)

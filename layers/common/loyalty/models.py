@@ -78,6 +78,7 @@ class Member(Frozen):
     balance: Balance = Balance()
     lifetime_spend: int = 0
     tier: str
+    erased_at: datetime | None = None
 
 
 class Role(StrEnum):

@@ -8,7 +8,7 @@ and the OpenAPI document served at ``GET /v1/openapi.json``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -85,7 +85,18 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def build_resolver(routers: Iterable[Router], *, title: str, version: str) -> APIGatewayRestResolver:
+def build_resolver(
+    routers: Iterable[Router],
+    *,
+    title: str = "Loyalty engine API",
+    version: str = "1.0.0",
+    documented_elsewhere: Iterable[Router] = (),
+    serve_openapi: bool = True,
+) -> APIGatewayRestResolver:
+    """A resolver for ``routers``. With ``serve_openapi`` it also answers ``GET /v1/openapi.json``
+    with ONE document for the whole API: its own routes plus ``documented_elsewhere`` (routes
+    that API Gateway sends to another function)."""
+    routers = list(routers)
     app = APIGatewayRestResolver(enable_validation=True)
     for router in routers:
         app.include_router(router)
@@ -96,7 +107,11 @@ def build_resolver(routers: Iterable[Router], *, title: str, version: str) -> AP
 
     @app.exception_handler(DomainError)
     def _domain(error: DomainError) -> Response:
-        response = problem(error.status, error.slug, error.title, error.detail, **error.extra)
+        extra = dict(error.extra)
+        if error.status == 422 and "field" in extra and "errors" not in extra:
+            # The same shape as a validation error: one entry per field, saying what to fix.
+            extra["errors"] = [{"field": extra["field"], "message": error.detail, "type": error.slug}]
+        response = problem(error.status, error.slug, error.title, error.detail, **extra)
         if "retry_after" in error.extra:
             response.headers["Retry-After"] = str(error.extra["retry_after"])
         return response
@@ -125,13 +140,22 @@ def build_resolver(routers: Iterable[Router], *, title: str, version: str) -> AP
         logger.exception("unhandled error")
         return problem(500, "internal", "Internal Server Error", "An unexpected error; it was logged.")
 
+    if serve_openapi:
+        _serve_openapi(app, [*routers, *documented_elsewhere], title=title, version=version)
+    return app
+
+
+def _serve_openapi(app: APIGatewayRestResolver, routers: list[Router], *, title: str, version: str) -> None:
     document: list[str] = []  # rendered once per cold start, on first request
 
     @app.get("/v1/openapi.json", include_in_schema=False)
     def _openapi():  # type: ignore[no-untyped-def]  # unannotated: not part of the schema
         if not document:
+            whole = APIGatewayRestResolver(enable_validation=True)
+            for router in routers:
+                whole.include_router(router)
             document.append(
-                app.get_openapi_json_schema(
+                whole.get_openapi_json_schema(
                     title=title,
                     version=version,
                     description="Errors are RFC 9457 application/problem+json. Every POST accepts Idempotency-Key.",
@@ -141,12 +165,14 @@ def build_resolver(routers: Iterable[Router], *, title: str, version: str) -> AP
             )
         return Response(status_code=HTTPStatus.OK, content_type="application/json", body=document[0])
 
-    return app
-
 
 def actor_of(app: APIGatewayRestResolver) -> Actor:
     """The caller, as the authorizer resolved it (tenant, key, role); 401 if it is missing."""
-    context = app.current_event.request_context.authorizer or {}
+    return actor_from_event(app.current_event.raw_event)
+
+
+def actor_from_event(event: dict[str, Any]) -> Actor:
+    context = (event.get("requestContext") or {}).get("authorizer") or {}
     try:
         return Actor(tenant_id=context["tenant_id"], key_id=context["key_id"], role=Role(context["role"]))
     except (KeyError, ValueError, TypeError) as error:
@@ -190,10 +216,21 @@ def body_problem(body: str | None, content_type: str = "") -> Response | None:
     return too_deep if _depth(parsed, MAX_JSON_DEPTH) > MAX_JSON_DEPTH else None
 
 
-def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Resolve one API Gateway event. Every answer, error or not, carries ``X-Request-Id``."""
+Guard = Callable[[dict[str, Any]], Response | None]
+
+
+def handle(
+    app: APIGatewayRestResolver, event: dict[str, Any], context: Any, guards: Iterable[Guard] = ()
+) -> dict[str, Any]:
+    """Resolve one API Gateway event. Every answer, error or not, carries ``X-Request-Id``.
+
+    ``guards`` run first, in order, on the raw event (e.g. the route's permission); the first
+    that answers ends the request before its body is even parsed.
+    """
     request_id = (event.get("requestContext") or {}).get("requestId") or ""
-    refused = body_problem(event.get("body") if not event.get("isBase64Encoded") else None, _content_type(event))
+    refused = next((answer for guard in guards if (answer := guard(event)) is not None), None)
+    if refused is None:
+        refused = body_problem(event.get("body") if not event.get("isBase64Encoded") else None, _content_type(event))
     if refused is not None:
         result = {
             "statusCode": refused.status_code,

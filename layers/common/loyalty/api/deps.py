@@ -7,8 +7,10 @@ from functools import cache
 from loyalty.ledger import Ledger
 from loyalty.members import Stores
 from loyalty.settings import settings
+from loyalty.store.audit import AuditStore
 from loyalty.store.config import ConfigStore
 from loyalty.store.ledger import LedgerStore
+from loyalty.tenancy import AccessPolicies, ApiKeys
 
 
 @cache
@@ -20,3 +22,18 @@ def stores() -> Stores:
 @cache
 def ledger() -> Ledger:
     return Ledger(stores())
+
+
+@cache
+def api_keys() -> ApiKeys:
+    return ApiKeys(stores().config, settings().ledger_table)
+
+
+@cache
+def access_policies() -> AccessPolicies:
+    return AccessPolicies(stores().config, settings().ledger_table)
+
+
+@cache
+def audit_store() -> AuditStore:
+    return AuditStore(settings().ledger_table)

@@ -11,8 +11,9 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from loyalty import members
 from loyalty.api.body import OBJECT_BODY
 from loyalty.api.deps import ledger, stores
-from loyalty.api.schemas import ID_PATTERN, EnrolRequest, MemberOut
+from loyalty.api.schemas import ID_PATTERN, EnrolRequest, ErasureRequest, MemberOut
 from loyalty.models import Consents, Profile
+from loyalty.settings import settings
 from loyalty.web import actor_of, json_response
 
 router = APIGatewayRouter()
@@ -46,3 +47,14 @@ def get_member(member_id: MemberId) -> MemberOut:
     tenant_id = actor_of(router).tenant_id
     member = members.get(stores(), tenant_id, member_id)
     return MemberOut.of(member, ledger().balance_view(tenant_id, member_id))
+
+
+@router.post(
+    "/v1/members/<member_id>/erasure",
+    summary="Erase the member's personal data (contacts, birthday, profile); the ledger stays valid",
+    middlewares=OBJECT_BODY,
+)
+def erase(member_id: MemberId, body: ErasureRequest) -> MemberOut:
+    actor = actor_of(router)
+    member = members.erase(stores(), actor, member_id, reason=body.reason, audit_table=settings().ledger_table)
+    return MemberOut.of(member, ledger().balance_view(actor.tenant_id, member_id))

@@ -87,6 +87,7 @@ class MemberOut(BaseModel):
     available: int
     lifetime_earned: int
     next_expiry: ExpiryOut | None = None
+    erased_at: str | None = Field(default=None, description="Set once the member's personal data was erased.")
 
     @classmethod
     def of(cls, member: Member, view: dict | None = None) -> MemberOut:
@@ -106,6 +107,7 @@ class MemberOut(BaseModel):
             held=member.balance.held,
             available=member.balance.available,
             lifetime_earned=member.balance.lifetime_earned,
+            erased_at=clock.isoformat(member.erased_at) if member.erased_at else None,
         ).model_copy(update=cls._ledger_view(view))
 
     @staticmethod
@@ -254,3 +256,9 @@ class EntryOut(BaseModel):
 class EntriesOut(BaseModel):
     entries: list[EntryOut]
     next_cursor: str | None
+
+
+class ErasureRequest(Request):
+    reason: str = Field(
+        min_length=3, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$", description="Why, e.g. the customer's request."
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field
@@ -33,6 +33,11 @@ class AuditRecord(Frozen):
     details: dict[str, Any] | None = None
 
 
+def precise(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds: records of one second still sort in the order they happened."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def record(
     actor: Actor,
     action: str,
@@ -49,7 +54,7 @@ def record(
         audit_id=keys.stable_id("aud", actor.tenant_id, action, ref),
         action=action,
         actor={"key_id": actor.key_id, "role": actor.role.value},
-        created_at=clock.isoformat(at or clock.now()),
+        created_at=precise(at or clock.now()),
         reason=reason,
         member_id=member_id,
         target=target,
@@ -94,10 +99,12 @@ class AuditStore:
     ) -> tuple[list[AuditRecord], str | None]:
         """Newest first within ``[since, until]`` (RFC 3339), filtered; returns a page and a cursor."""
         filters, values = [], {":pk": keys.audit_pk(tenant_id), ":lo": since, ":hi": until + "\uffff"}
+        names = {}
         for name, value in (("action", action), ("key_id", key_id), ("member_id", member_id)):
-            if value is not None:
-                filters.append(f"{name} = :{name}")
+            if value is not None:  # names go through #placeholders: ACTION is a reserved word
+                filters.append(f"#{name} = :{name}")
                 values[f":{name}"] = value
+                names[f"#{name}"] = name
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
@@ -107,6 +114,7 @@ class AuditStore:
         }
         if filters:
             kwargs["FilterExpression"] = " AND ".join(filters)
+            kwargs["ExpressionAttributeNames"] = names
         if cursor:
             kwargs["ExclusiveStartKey"] = dynamo.marshal({"pk": keys.audit_pk(tenant_id), "sk": _decode(cursor)})
         records: list[AuditRecord] = []

@@ -104,9 +104,11 @@ class ConfigStore:
             return AccessPolicy()
         return AccessPolicy.model_validate_json(dynamo.unmarshal(response["Item"])["doc"])
 
-    def put_access_policy(self, tenant_id: str, policy: AccessPolicy) -> None:
+    def put_access_policy(self, tenant_id: str, policy: AccessPolicy, also: Sequence[dict[str, Any]] = ()) -> None:
         item = {"pk": keys.tenant_pk(tenant_id), "sk": keys.ACCESS_SK, "doc": policy.model_dump_json()}
-        self.client.put_item(TableName=self.table, Item=dynamo.marshal(item))
+        self.client.transact_write_items(
+            TransactItems=[{"Put": {"TableName": self.table, "Item": dynamo.marshal(item)}}, *also]
+        )
 
     def _query_all(self, pk: str, prefix: str) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {

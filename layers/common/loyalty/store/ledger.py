@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -11,6 +12,8 @@ from botocore.exceptions import ClientError
 
 from loyalty.models import Balance, Consents, Member, Profile
 from loyalty.store import dynamo, keys
+from loyalty.store.audit import AuditRecord
+from loyalty.store.audit import put_item as audit_put
 from loyalty.store.ledger_models import Account, Entry, Guard, Hold, Lot, OpenHold, Order
 
 
@@ -29,6 +32,7 @@ def _member_from_item(item: dict[str, Any]) -> Member:
             program_id=item["program_id"],
         ),
         enrolled_at=datetime.fromisoformat(item["enrolled_at"]),
+        erased_at=datetime.fromisoformat(item["erased_at"]) if item.get("erased_at") else None,
         balance=Balance(
             balance=int(item.get("balance", 0)),
             held=int(item.get("held", 0)),
@@ -87,6 +91,24 @@ class MemberStore:
                 return None
             raise
         return member
+
+    def erase_member(self, tenant_id: str, member_id: str, erased_at: str, also: Sequence[dict[str, Any]] = ()) -> None:
+        """Replace the member's profile with an anonymous one (no contacts, no birthday, no
+        messages) and mark it erased; balance, entries and lots stay as they are. ``also``: more
+        items for the same transaction (the audit record)."""
+        update = {
+            "TableName": self.table,
+            "Key": dynamo.marshal({"pk": keys.member_pk(tenant_id, member_id), "sk": keys.MEMBER_SK}),
+            "UpdateExpression": "SET profile = :p, erased_at = :at",
+            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(erased_at)",
+            "ExpressionAttributeValues": dynamo.values(
+                {":p": json.dumps(ERASED_PROFILE, sort_keys=True), ":at": erased_at}
+            ),
+        }
+        self.client.transact_write_items(TransactItems=[{"Update": update}, *also])
+
+
+ERASED_PROFILE = {"locale": "en", "time_zone": "UTC", "consents": {"marketing": False, "bonus_notices": False}}
 
 
 def _account_from_item(item: dict[str, Any]) -> Account:
@@ -475,6 +497,9 @@ class UnitOfWork:
             {":s": status, ":r": json.dumps(result, sort_keys=True), ":open": "open"},
             "#s = :open",
         )
+
+    def put_audit(self, tenant_id: str, record: AuditRecord) -> None:
+        self.items.append(audit_put(self.table, tenant_id, record))
 
     def commit(self) -> None:
         if not self.items:

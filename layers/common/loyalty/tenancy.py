@@ -1,4 +1,5 @@
-"""API keys of a tenant: create, list, rotate, revoke. Stored as hashes only; every change audited.
+"""A tenant's API keys (create, list, rotate, revoke; stored as hashes only) and its access policy.
+Every change is audited in the same transaction.
 
 The secret is shown once, in the answer that creates it. A revoked key stops working as soon as
 API Gateway's authorizer cache for it runs out (``ReauthorizeEvery`` in the template: 5 minutes).
@@ -9,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from loyalty import auth, clock
-from loyalty.errors import Conflict, NotFound
+from loyalty.access import AccessPolicy, Permission
+from loyalty.errors import Conflict, InvalidRequest, NotFound
 from loyalty.models import Actor, ApiKey, Role
 from loyalty.store.audit import put_item, record
 from loyalty.store.config import ConfigStore
@@ -84,3 +86,30 @@ class ApiKeys:
 
 def key_view(api_key: ApiKey) -> dict[str, Any]:
     return api_key.model_dump(exclude={"tenant_id"})
+
+
+class AccessPolicies:
+    def __init__(self, config: ConfigStore, audit_table: str) -> None:
+        self.config = config
+        self.audit_table = audit_table
+
+    def get(self, actor: Actor) -> AccessPolicy:
+        return self.config.get_access_policy(actor.tenant_id)
+
+    def set(self, actor: Actor, roles: dict[Role, list[Permission]], manager_adjustment_limit: int) -> AccessPolicy:
+        """Replace the permissions of the roles given (the others keep theirs) and the limit."""
+        if Role.ADMIN in roles and Permission.ACCESS_ADMIN not in roles[Role.ADMIN]:
+            raise InvalidRequest("admin must keep access:admin, or nobody could change access again.", field="roles")
+        current = self.get(actor)
+        policy = AccessPolicy(
+            roles={role: frozenset(roles.get(role, current.permissions(role))) for role in Role},
+            manager_adjustment_limit=manager_adjustment_limit,
+        )
+        details = {"roles": {r.value: sorted(p.value for p in policy.permissions(r)) for r in Role}}
+        details["manager_adjustment_limit"] = manager_adjustment_limit  # type: ignore[assignment]
+        now = clock.now()
+        audit = record(actor, "access.set", ref=clock.isoformat(now), at=now, details=details)
+        self.config.put_access_policy(
+            actor.tenant_id, policy, also=[put_item(self.audit_table, actor.tenant_id, audit)]
+        )
+        return policy
