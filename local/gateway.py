@@ -304,8 +304,8 @@ class Gateway:
             text, encoded = None, False
         elif self._is_binary(api, content_type, body):
             text, encoded = base64.b64encode(body).decode(), True
-        else:
-            text, encoded = body.decode("utf-8"), False
+        else:  # a text type that is not UTF-8: API Gateway passes it on lossily, never fails on it
+            text, encoded = body.decode("utf-8", errors="replace"), False
         host = request.host
         return {
             "resource": match.resource_path,
