@@ -105,6 +105,13 @@ def copy_tables_once_per_transaction() -> None:
     backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+class _QuietMotoHandler(MotoRequestHandler):
+    """No access log line per AWS call: a busy stack makes thousands, and they tell nothing."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
 class MotoServer:
     """moto's server on a loopback port (0 picks a free one), serving from a daemon thread."""
 
@@ -117,7 +124,7 @@ class MotoServer:
     def start(self) -> None:
         copy_tables_once_per_transaction()
         app = SerializeDynamoDB(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._server = make_server(self._host, self._port, app, threaded=True, request_handler=_QuietMotoHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
         self._thread.start()
 

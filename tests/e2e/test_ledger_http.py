@@ -315,6 +315,34 @@ def test_hold_release_then_capture_is_409(api: Api) -> None:
     assert [entry["type"] for entry in before["entries"]] == ["accrual"]
 
 
+def test_an_order_whose_hold_was_released_may_be_held_again(api: Api) -> None:
+    """A customer leaves the checkout (the shop releases the hold) and comes back to the same order."""
+    member_id = api.enrol()
+    api.purchase(member_id, "buy-1", BIG_ORDER)  # 300
+    first = place_hold(api, member_id, "cart-1", 50)
+    assert api.post(f"/v1/holds/{first['hold_id']}/release").status_code == 200
+
+    second = place_hold(api, member_id, "cart-1", 60)
+    assert second["hold_id"] != first["hold_id"] and second["status"] == "open"
+    assert api.member(member_id)["held"] == 60
+    retried = api.post(
+        f"/v1/members/{member_id}/holds",
+        {"order_id": "cart-1", "points": 60, "order_amount": BIG_ORDER, "currency": CURRENCY},
+    )
+    assert retried.status_code == 201 and retried.json() == second  # a retry answers the current hold
+    captured = api.post(f"/v1/holds/{second['hold_id']}/capture")
+    assert captured.status_code == 200, captured.text
+    member = api.member(member_id)
+    assert (member["balance"], member["held"], member["available"]) == (240, 0, 240)
+    # Once captured, the order's hold is final: asking again answers the capture.
+    again = api.post(
+        f"/v1/members/{member_id}/holds",
+        {"order_id": "cart-1", "points": 60, "order_amount": BIG_ORDER, "currency": CURRENCY},
+    )
+    assert again.status_code == 201 and again.json() == captured.json()
+    assert api.member(member_id)["balance"] == 240
+
+
 def test_a_redemption_on_a_held_order_uses_the_hold_room(api: Api) -> None:
     """Order cap: points held for an order count against the same order's redemptions."""
     member_id = api.enrol()

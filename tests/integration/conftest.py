@@ -58,5 +58,5 @@ def world(moto_endpoint, fake_clock) -> World:
     stores = Stores(
         ledger=LedgerStore(tables["LedgerTable"], client), config=ConfigStore(tables["ConfigTable"], client)
     )
-    actor = Actor(tenant_id=DEMO_TENANT, key_id="key_test", role=Role.INTEGRATION)
+    actor = Actor(tenant_id=DEMO_TENANT, key_id="key_test", role=Role.ADMIN)  # may do everything
     return World(client=client, tables=tables, stores=stores, ledger=Ledger(stores), actor=actor)

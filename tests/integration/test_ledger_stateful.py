@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from loyalty import errors
 from loyalty.admin import demo_program
-from loyalty.ledger import check_invariant
+from loyalty.ledger import check_invariant, hold_id_for
 from loyalty.members import enrol
 from loyalty.models import Profile
 from loyalty.store import keys
@@ -80,6 +80,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def start(self):
         self.members: dict[str, ModelMember] = {}
         self.holds: dict[str, ModelHold] = {}
+        self.hold_seq: dict[tuple[str, str], int] = {}
         self.tenant = self.world.actor.tenant_id
         self.prefix = keys.stable_id("run", str(id(self)), str(self.world.clock.now()), length=8)
 
@@ -165,7 +166,8 @@ class LedgerMachine(RuleBasedStateMachine):
         order_amount=st.integers(1, 500_000),
     )
     def hold(self, name, order, points, order_amount):
-        hold_id = keys.stable_id("hold", self.tenant, self.mid(name), order)
+        seq = self.hold_seq.get((name, order), 0)
+        hold_id = hold_id_for(self.tenant, self.mid(name), order, seq)
 
         def call():
             return self.world.ledger.hold(
@@ -181,15 +183,21 @@ class LedgerMachine(RuleBasedStateMachine):
             return self.expect(call, errors.NotFound)
         existing = self.holds.get(hold_id)
         if existing is not None:
-            if (existing.points, existing.order_amount) == (points, order_amount):
-                assert call() == existing.first
-            else:
-                self.expect(call, errors.Conflict)
-            return None
+            # The order's current hold answers while open or once captured; a released or
+            # expired one may be followed by a new hold for the same order, under the next id.
+            if existing.status == "captured" or (existing.status == "open" and existing.expires > self.now()):
+                if (existing.points, existing.order_amount) == (points, order_amount):
+                    assert call() == existing.first
+                else:
+                    self.expect(call, errors.Conflict)
+                return None
+            seq += 1
+            hold_id = hold_id_for(self.tenant, self.mid(name), order, seq)
         error = self._spend_error(name, order, points, order_amount)
         if error:
             return self.expect(call, error)
         result = call()
+        self.hold_seq[(name, order)] = seq
         o = self.order_of(name, order)
         if o.base is None:
             o.order_amount = order_amount
@@ -214,6 +222,7 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             result = call()
             h.status = "captured"
+            h.first = result  # what a repeat of the hold request answers from now on
             m = self.members[h.member]
             m.balance -= h.points
             o = self.order_of(h.member, h.order)

@@ -311,15 +311,23 @@ class Ledger:
         self, actor: Actor, member_id: str, *, order_id: str, points: int, order_amount: int, currency_code: str
     ) -> tuple[dict[str, Any], bool]:
         tenant = actor.tenant_id
-        hold_id = keys.stable_id("hold", tenant, member_id, order_id)
         wanted = fingerprint(points=points, order_amount=order_amount, currency=currency_code)
 
         def attempt() -> tuple[dict[str, Any], bool]:
             now = clock.now()
+            snapshot, account = self._load(tenant, member_id, order_id=order_id)
+            # The order's current hold answers a retry while it is open, or once captured; after
+            # it was released or ran out, the order may be held again under the next id.
+            seq = snapshot.order.hold_seq
+            hold_id = hold_id_for(tenant, member_id, order_id, seq)
             existing = self.store.hold(tenant, hold_id)
             if existing is not None:
-                return _replay(existing.result, existing.fingerprint, wanted, f"A hold for order {order_id!r}"), False
-            snapshot, account = self._load(tenant, member_id, order_id=order_id)
+                live = existing.status == "open" and hold_id in {h.hold_id for h in account.holds if h.live(now)}
+                if live or existing.status == "captured":
+                    what = f"A hold for order {order_id!r}"
+                    return _replay(existing.result, existing.fingerprint, wanted, what), False
+                seq += 1
+                hold_id = hold_id_for(tenant, member_id, order_id, seq)
             program = self._program(tenant, account.program_id)
             _check_money(program, order_amount, currency_code, "order_amount")
             self._check_spend(program, snapshot.order, points, order_amount, account.available(now))
@@ -350,8 +358,10 @@ class Ledger:
                     result=result,
                 ),
             )
-            if snapshot.order is not None and snapshot.order.base_amount is None:
-                uow.update_order(account, snapshot.order, order_amount=order_amount, currency=currency_code)
+            first_amount = (
+                {} if snapshot.order.base_amount else {"order_amount": order_amount, "currency": currency_code}
+            )
+            uow.update_order(account, snapshot.order, hold_seq=seq, **first_amount)
             _commit(uow)
             return result, True
 
@@ -376,7 +386,8 @@ class Ledger:
             snapshot, account = self._load(tenant, hold.member_id, order_id=hold.order_id)
             if hold.expires_at <= int(now.timestamp()) or hold_id not in {h.hold_id for h in account.holds}:
                 raise Conflict(
-                    f"Hold {hold_id!r} expired; its points were released. Place a new hold.", hold_status="expired"
+                    f"Hold {hold_id!r} expired; its points were released. Place a new hold for the order.",
+                    hold_status="expired",
                 )
             lots = self.store.lots(tenant, hold.member_id)
             draft = _Draft.start(account, lots, now)
@@ -449,7 +460,7 @@ class Ledger:
                 (
                     h
                     for h in account.holds
-                    if h.live(now) and h.hold_id == keys.stable_id("hold", tenant, member_id, order_id)
+                    if h.live(now) and h.hold_id == hold_id_for(tenant, member_id, order_id, snapshot.order.hold_seq)
                 ),
                 None,
             )
@@ -748,6 +759,12 @@ class Ledger:
         before = decode_cursor(cursor, member_id) if cursor else None
         page, next_seq = self.store.entries(tenant_id, member_id, limit=limit, before_seq=before)
         return {"entries": page, "next_cursor": encode_cursor(next_seq, member_id) if next_seq else None}
+
+
+def hold_id_for(tenant_id: str, member_id: str, order_id: str, seq: int) -> str:
+    """The id of an order's ``seq``-th hold (0 for the first): the same request names the same hold."""
+    parts = (tenant_id, member_id, order_id) if seq == 0 else (tenant_id, member_id, order_id, str(seq))
+    return keys.stable_id("hold", *parts)
 
 
 def encode_cursor(seq: int, member_id: str) -> str:

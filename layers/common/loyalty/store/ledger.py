@@ -150,6 +150,7 @@ def _order_from_item(order_id: str, item: dict[str, Any] | None) -> Order:
         refunded=int(item.get("refunded", 0)),
         reversed_due=int(item.get("reversed_due", 0)),
         returned=int(item.get("returned", 0)),
+        hold_seq=int(item.get("hold_seq", 0)),
     )
 
 

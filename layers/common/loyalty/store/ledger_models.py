@@ -67,6 +67,7 @@ class Order:
     refunded: int = 0
     reversed_due: int = 0
     returned: int = 0
+    hold_seq: int = 0  # which hold of this order is the current one (a released one may be followed)
 
     @property
     def base_amount(self) -> int | None:
