@@ -41,6 +41,9 @@ RETRYABLE_CODES = {
     "ServiceUnavailable",
     "TransactionInProgressException",
 }
+# A cancelled TransactWriteItems names one reason per item; these ones are transient (unlike
+# ConditionalCheckFailed or ValidationError), so the whole operation may simply run again.
+RETRYABLE_CANCELLATION_CODES = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 
 
 @cache
@@ -78,7 +81,7 @@ def is_retryable(error: Exception) -> bool:
         if code in RETRYABLE_CODES:
             return True
         if code == "TransactionCanceledException":
-            return any(c in RETRYABLE_CODES for c in cancellation_codes(error))
+            return any(c in RETRYABLE_CANCELLATION_CODES for c in cancellation_codes(error))
     return False
 
 
