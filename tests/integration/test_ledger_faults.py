@@ -562,12 +562,6 @@ def test_http_a_lost_commit_then_the_clients_retry_gives_the_first_answer(faulte
     assert figures["balance"] == 500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Answered500,
-    reason="GET /v1/members/{id} reads the member with members.get (loyalty/members.py) outside any retry: "
-    "a throttle there is a 500, not a 503",
-)
 def test_http_get_member_answers_503_under_persistent_throttling(faulted, api):
     ids = Ids.fresh()
     _base(faulted.plain, ids)
@@ -575,12 +569,6 @@ def test_http_get_member_answers_503_under_persistent_throttling(faulted, api):
     _assert_retry_later(*api("GET", MEMBER, member_id=ids.member))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Answered500,
-    reason="the Idempotency-Key middleware (loyalty/api/idempotency.py, store/idempotency.py) reads and "
-    "writes its record outside any retry: a throttle there is a 500, not a 503",
-)
 def test_http_idempotency_key_requests_answer_503_under_persistent_throttling(faulted, api):
     ids = Ids.fresh()
     _base(faulted.plain, ids)

@@ -56,7 +56,7 @@ def enrol(stores: Stores, tenant_id: str, member_id: str, profile: Profile) -> t
 
 
 def get(stores: Stores, tenant_id: str, member_id: str) -> Member:
-    member = stores.ledger.get_member(tenant_id, member_id)
+    member = dynamo.with_retries(lambda: stores.ledger.get_member(tenant_id, member_id))
     if member is None:
         raise NotFound(f"No member {member_id!r}. Enrol it with POST /v1/members.", member_id=member_id)
     return member

@@ -22,9 +22,11 @@ from pydantic import BaseModel
 
 from loyalty.errors import DomainError, Unauthorized
 from loyalty.models import Actor, Role
+from loyalty.store.dynamo import is_retryable
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:problem:loyalty:"
+UNAVAILABLE_DETAIL = "The ledger is busy; retry the same request (it is idempotent)."
 MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 16
 
@@ -137,6 +139,11 @@ def build_resolver(
 
     @app.exception_handler(Exception)
     def _bug(error: Exception) -> Response:
+        if is_retryable(error):  # a store that stayed busy where no retry loop was: still a 503
+            logger.warning("store busy", exc_info=error)
+            response = problem(503, "unavailable", "Service Unavailable", UNAVAILABLE_DETAIL, retry_after=1)
+            response.headers["Retry-After"] = "1"
+            return response
         logger.exception("unhandled error")
         return problem(500, "internal", "Internal Server Error", "An unexpected error; it was logged.")
 
@@ -146,6 +153,10 @@ def build_resolver(
 
 
 def _serve_openapi(app: APIGatewayRestResolver, routers: list[Router], *, title: str, version: str) -> None:
+    """``GET /v1/openapi.json``: Powertools' document of ``routers``, corrected by ``loyalty.openapi``
+    to say what the API really answers (201s, problem+json errors)."""
+    from loyalty import openapi  # only the served document needs it
+
     document: list[str] = []  # rendered once per cold start, on first request
 
     @app.get("/v1/openapi.json", include_in_schema=False)
@@ -154,15 +165,14 @@ def _serve_openapi(app: APIGatewayRestResolver, routers: list[Router], *, title:
             whole = APIGatewayRestResolver(enable_validation=True)
             for router in routers:
                 whole.include_router(router)
-            document.append(
-                whole.get_openapi_json_schema(
-                    title=title,
-                    version=version,
-                    description="Errors are RFC 9457 application/problem+json. Every POST accepts Idempotency-Key.",
-                    security_schemes={"apiKey": HTTPBearer(description="Authorization: Bearer <API key>")},
-                    security=[{"apiKey": []}],
-                )
+            generated = whole.get_openapi_json_schema(
+                title=title,
+                version=version,
+                description="Errors are RFC 9457 application/problem+json. Every POST accepts Idempotency-Key.",
+                security_schemes={"apiKey": HTTPBearer(description="Authorization: Bearer <API key>")},
+                security=[{"apiKey": []}],
             )
+            document.append(json.dumps(openapi.finalize(json.loads(generated)), ensure_ascii=False))
         return Response(status_code=HTTPStatus.OK, content_type="application/json", body=document[0])
 
 

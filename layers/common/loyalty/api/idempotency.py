@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from loyalty.errors import DomainError
 from loyalty.settings import settings
+from loyalty.store import dynamo
 from loyalty.store.idempotency import IdempotencyStore, StoredResponse
 from loyalty.web import actor_of, problem
 
@@ -44,7 +45,7 @@ def idempotency_middleware(app: APIGatewayRestResolver, next_middleware: Any) ->
     tenant_id = actor_of(app).tenant_id
     event = app.current_event
     digest = hashlib.sha256(f"{event.http_method} {event.path}\n{event.body or ''}".encode()).hexdigest()
-    stored = _store().get(tenant_id, key)
+    stored = dynamo.with_retries(lambda: _store().get(tenant_id, key))
     if stored is not None:
         if stored.fingerprint != digest:
             return problem(
@@ -64,7 +65,8 @@ def idempotency_middleware(app: APIGatewayRestResolver, next_middleware: Any) ->
         body = _serialized(response.body)
         if body is not None:
             content_type = str(response.headers.get("Content-Type", "application/json"))
-            _store().put(tenant_id, key, StoredResponse(digest, response.status_code, body, content_type))
+            record = StoredResponse(digest, response.status_code, body, content_type)
+            dynamo.with_retries(lambda: _store().put(tenant_id, key, record))
     return response
 
 

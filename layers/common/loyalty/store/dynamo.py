@@ -26,12 +26,17 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 # botocore retries throttles on its own (standard mode); our loop re-runs whole operations.
+# Short timeouts: one DynamoDB call answers in milliseconds; a call that hangs is better retried
+# (every write is conditional, so a retry is safe) than waited for until the function times out.
 CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
+    retries={"mode": "standard", "max_attempts": 2},
+    connect_timeout=1,
+    read_timeout=2,
     tcp_keepalive=True,
 )
+# The time one request may spend retrying: with the timeouts above, the answer (at worst a 503)
+# comes well inside the functions' 10 s timeout, never API Gateway's own 5xx.
+RETRY_BUDGET_SECONDS = 5.0
 RETRYABLE_CODES = {
     "TransactionConflictException",
     "ProvisionedThroughputExceededException",
@@ -92,21 +97,26 @@ def with_retries(
     base_delay: float = 0.01,
     max_delay: float = 0.4,
     sleep: Callable[[float], None] = time.sleep,
+    budget: float = RETRY_BUDGET_SECONDS,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> T:
-    """Run ``operation`` until it succeeds or a non-retryable error; 503 when attempts run out.
+    """Run ``operation`` until it succeeds or a non-retryable error; 503 when the attempts or the
+    time budget run out.
 
-    Full jitter spreads competing writers of one member apart; the bound keeps a request well
+    Full jitter spreads competing writers of one member apart; the bounds keep a request well
     inside the function's timeout.
     """
+    deadline = monotonic() + budget
     for attempt in range(attempts):
         try:
             return operation()
         except Exception as error:
             if not is_retryable(error):
                 raise
-            if attempt == attempts - 1:
+            delay = random.uniform(0, min(max_delay, base_delay * 2**attempt))
+            if attempt == attempts - 1 or monotonic() + delay > deadline:
                 raise Unavailable(
                     "The ledger is busy; retry the same request (it is idempotent).", retry_after=1
                 ) from error
-            sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))
+            sleep(delay)
     raise AssertionError("unreachable")
