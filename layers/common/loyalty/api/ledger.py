@@ -41,6 +41,7 @@ HoldId = Annotated[str, Path(pattern=r"^hold_[0-9a-f]{20}$")]
 @router.post(
     "/v1/members/<member_id>/purchases",
     summary="Accrue bonuses on a purchase (once per order_id)",
+    responses={201: {"description": "Accrued (a repeat of the same purchase answers the first result)"}},
     middlewares=OBJECT_BODY,
 )
 def purchase(member_id: MemberId, body: PurchaseRequest) -> Response[PurchaseOut]:
@@ -63,7 +64,12 @@ def quote(member_id: MemberId, body: QuoteRequest) -> QuoteOut:
     return QuoteOut(**result)
 
 
-@router.post("/v1/members/<member_id>/holds", summary="Reserve points for a checkout", middlewares=OBJECT_BODY)
+@router.post(
+    "/v1/members/<member_id>/holds",
+    summary="Reserve points for a checkout",
+    responses={201: {"description": "Held"}},
+    middlewares=OBJECT_BODY,
+)
 def place_hold(member_id: MemberId, body: SpendRequest) -> Response[HoldOut]:
     result, _ = ledger().hold(
         actor_of(router),
@@ -86,7 +92,12 @@ def release(hold_id: HoldId) -> HoldOut:
     return HoldOut(**ledger().release(actor_of(router), hold_id))
 
 
-@router.post("/v1/members/<member_id>/redemptions", summary="Pay part of an order with points", middlewares=OBJECT_BODY)
+@router.post(
+    "/v1/members/<member_id>/redemptions",
+    summary="Pay part of an order with points",
+    responses={201: {"description": "Redeemed"}},
+    middlewares=OBJECT_BODY,
+)
 def redeem(member_id: MemberId, body: SpendRequest) -> Response[RedemptionOut]:
     result = ledger().redeem(
         actor_of(router),
@@ -99,7 +110,12 @@ def redeem(member_id: MemberId, body: SpendRequest) -> Response[RedemptionOut]:
     return json_response(201, RedemptionOut(**result))
 
 
-@router.post("/v1/members/<member_id>/refunds", summary="Refund (part of) an order", middlewares=OBJECT_BODY)
+@router.post(
+    "/v1/members/<member_id>/refunds",
+    summary="Refund (part of) an order",
+    responses={201: {"description": "Refunded"}},
+    middlewares=OBJECT_BODY,
+)
 def refund(member_id: MemberId, body: RefundRequest) -> Response[RefundOut]:
     result = ledger().refund(
         actor_of(router), member_id, refund_id=body.refund_id, order_id=body.order_id, amount=body.amount
@@ -108,7 +124,10 @@ def refund(member_id: MemberId, body: RefundRequest) -> Response[RefundOut]:
 
 
 @router.post(
-    "/v1/members/<member_id>/adjustments", summary="Add or take points by hand, with a reason", middlewares=OBJECT_BODY
+    "/v1/members/<member_id>/adjustments",
+    summary="Add or take points by hand, with a reason",
+    responses={201: {"description": "Adjusted"}},
+    middlewares=OBJECT_BODY,
 )
 def adjust(member_id: MemberId, body: AdjustmentRequest) -> Response[AdjustmentOut]:
     result = ledger().adjust(
@@ -117,7 +136,12 @@ def adjust(member_id: MemberId, body: AdjustmentRequest) -> Response[AdjustmentO
     return json_response(201, AdjustmentOut(**result))
 
 
-@router.post("/v1/members/<member_id>/transfers", summary="Give points to another member", middlewares=OBJECT_BODY)
+@router.post(
+    "/v1/members/<member_id>/transfers",
+    summary="Give points to another member",
+    responses={201: {"description": "Transferred"}},
+    middlewares=OBJECT_BODY,
+)
 def transfer(member_id: MemberId, body: TransferRequest) -> Response[TransferOut]:
     result = ledger().transfer(
         actor_of(router), member_id, transfer_id=body.transfer_id, to_member_id=body.to_member_id, points=body.points

@@ -24,7 +24,10 @@ MemberId = Annotated[str, Path(pattern=ID_PATTERN, description="The customer's i
 @router.post(
     "/v1/members",
     summary="Enrol a member",
-    responses={201: {"description": "Enrolled"}},
+    responses={
+        201: {"description": "Enrolled"},
+        200: {"description": "Already enrolled with the same data: the member as it is"},
+    },
     middlewares=OBJECT_BODY,
 )
 def enrol(body: EnrolRequest) -> Response[MemberOut]:
