@@ -396,3 +396,22 @@ def test_a_header_folded_into_the_idempotency_key_is_a_400_and_writes_nothing(vi
     assert json.loads(payload)["type"] == "urn:problem:loyalty:bad-idempotency-key"
     assert "bcc" not in headers
     victim.assert_untouched("a folded Idempotency-Key")
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        pytest.param("to=0001-01-01T00:00:00Z", "query:to", id="to-year-1-default-window"),
+        pytest.param("to=0001-01-01T00:00:00%2B01:00", "query:to", id="to-before-year-1-in-utc"),
+        pytest.param("from=0001-01-01T00:00:00%2B14:00", "query:from", id="from-before-year-1-in-utc"),
+        pytest.param("to=9999-12-31T23:59:59-14:00", "query:to", id="to-after-year-9999-in-utc"),
+    ],
+)
+def test_an_instant_at_the_calendars_edge_in_the_audit_query_is_a_422(api: Api, query: str, field: str) -> None:
+    """Found by probing beside schemathesis: these were an OverflowError, a 500."""
+    admin = Api(api.stack, api.stack["tenants"]["demo"]["api_keys"]["admin"])
+    try:
+        problem = Api.problem(admin.get(f"/v1/audit?{query}"), 422, "invalid-request")
+    finally:
+        admin.session.close()
+    assert Api.fields_named(problem) == {field}, problem

@@ -71,6 +71,15 @@ class AuditOut(BaseModel):
     next_cursor: str | None
 
 
+def _in_utc(moment: datetime, name: str, before: timedelta = timedelta(0)) -> datetime:
+    """``moment`` (less ``before``) in UTC; a 422 naming the query parameter where that leaves the
+    calendar (e.g. to=0001-01-01T00:00:00+01:00), which would otherwise be an OverflowError, a 500."""
+    try:
+        return moment.astimezone(UTC) - before
+    except OverflowError as error:
+        raise InvalidRequest(f"{name} is too close to the edge of the calendar.", field=f"query:{name}") from error
+
+
 def _access_out(policy: AccessPolicy) -> AccessOut:
     return AccessOut(
         roles={role: sorted(policy.permissions(role)) for role in Role},
@@ -132,9 +141,8 @@ def audit(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=400, pattern=r"^[A-Za-z0-9_-]+$")] = None,
 ) -> AuditOut:
-    now = clock.now()
-    end = (until or now).astimezone(UTC)
-    start = (since or end - timedelta(days=30)).astimezone(UTC)
+    end = _in_utc(until or clock.now(), "to")
+    start = _in_utc(since, "from") if since else _in_utc(end, "to", before=timedelta(days=30))
     if start > end:
         raise InvalidRequest("from must not be after to.", field="query:from")
     records, next_cursor = audit_store().list(
