@@ -147,6 +147,8 @@ invoke: build
 .PHONY: bench
 bench: build
 	$(PY) -m bench.coldstart
+	$(PY) -m bench.ledger_cost
+	$(PY) -m bench.api_throughput
 
 .PHONY: clean
 clean:
