@@ -74,6 +74,8 @@ class AuditOut(BaseModel):
 def _in_utc(moment: datetime, name: str, before: timedelta = timedelta(0)) -> datetime:
     """``moment`` (less ``before``) in UTC; a 422 naming the query parameter where that leaves the
     calendar (e.g. to=0001-01-01T00:00:00+01:00), which would otherwise be an OverflowError, a 500."""
+    if moment.tzinfo is None:  # an instant without an offset is read as UTC, never as the machine's time
+        moment = moment.replace(tzinfo=UTC)
     try:
         return moment.astimezone(UTC) - before
     except OverflowError as error:
