@@ -8,6 +8,7 @@ and the OpenAPI document served at ``GET /v1/openapi.json``.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
@@ -31,6 +32,9 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 16
 
 logger = Logger(child=True)
+# A request that records no business metric (a read, a refusal) is normal here, not worth a
+# warning line in the function's log on every such request.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Response:
