@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from loyalty import auth
+from loyalty.errors import DomainError
 from loyalty.models import Actor, Program, Role, Tier
 from loyalty.store.config import ConfigStore
 from loyalty.tenancy import ApiKeys, key_view
@@ -131,5 +133,15 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(key_view(keys.revoke(operator(args.tenant_id), args.key_id)), indent=2))
 
 
+def run(argv: list[str] | None = None) -> int:
+    """``main`` for a terminal: a refusal is one line on stderr and exit status 2, not a traceback."""
+    try:
+        main(argv)
+    except DomainError as error:
+        print(f"error: {error.detail}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(run())
