@@ -29,9 +29,12 @@ def program_of(stores: Stores, tenant_id: str, program_id: str | None) -> Progra
     return program
 
 
-def enrol(stores: Stores, tenant_id: str, member_id: str, profile: Profile) -> tuple[Member, bool]:
+def enrol(
+    stores: Stores, tenant_id: str, member_id: str, profile: Profile, *, actor: Actor | None = None
+) -> tuple[Member, bool]:
     """Enrol a member. The same request again returns the same member (created=False);
-    the same id with other data is a conflict, never an overwrite."""
+    the same id with other data is a conflict, never an overwrite. ``actor`` (the API key that
+    enrols) is recorded on the member."""
     program = program_of(stores, tenant_id, profile.program_id or None)
     profile = profile.model_copy(update={"program_id": program.program_id})
     candidate = Member(
@@ -40,6 +43,7 @@ def enrol(stores: Stores, tenant_id: str, member_id: str, profile: Profile) -> t
         profile=profile,
         enrolled_at=clock.now(),
         tier=rules.tier_for(program, 0).name,
+        enrolled_by={"key_id": actor.key_id, "role": actor.role.value} if actor else None,
     )
     created = dynamo.with_retries(lambda: stores.ledger.create_member(candidate))
     if created is not None:

@@ -79,6 +79,7 @@ class Member(Frozen):
     lifetime_spend: int = 0
     tier: str
     erased_at: datetime | None = None
+    enrolled_by: dict[str, str] | None = None  # the API key (id and role) that enrolled the member
 
 
 class Role(StrEnum):

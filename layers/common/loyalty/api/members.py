@@ -41,7 +41,7 @@ def enrol(body: EnrolRequest) -> Response[MemberOut]:
         consents=Consents(**body.consents.model_dump()),
         program_id=body.program_id or "",
     )
-    member, created = members.enrol(stores(), actor.tenant_id, body.member_id, profile)
+    member, created = members.enrol(stores(), actor.tenant_id, body.member_id, profile, actor=actor)
     return json_response(201 if created else 200, MemberOut.of(member))
 
 

@@ -33,6 +33,7 @@ def _member_from_item(item: dict[str, Any]) -> Member:
         ),
         enrolled_at=datetime.fromisoformat(item["enrolled_at"]),
         erased_at=datetime.fromisoformat(item["erased_at"]) if item.get("erased_at") else None,
+        enrolled_by=item.get("enrolled_by"),
         balance=Balance(
             balance=int(item.get("balance", 0)),
             held=int(item.get("held", 0)),
@@ -79,6 +80,7 @@ class MemberStore:
             "lifetime_earned": 0,
             "lifetime_spend": 0,
             "version": 0,
+            "enrolled_by": member.enrolled_by,
         }
         try:
             self.client.put_item(
