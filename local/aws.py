@@ -55,53 +55,86 @@ class SerializeDynamoDB:
         return [body]
 
 
-class _CopyOncePerTransaction:
+class _NoTableCopies:
     """Stands in for the ``copy`` module inside ``moto.dynamodb.models``.
 
-    Before a ``TransactWriteItems``, moto backs up each table it touches for a rollback, but it
-    does so once per ITEM of the transaction, each a deep copy of the whole table (stream records
-    included). A 100-item transaction on a table of a few thousand items then takes seconds, and
-    every transaction slows down as the local stack lives on. Within one transaction call, a
-    repeated deep copy of the same table is answered with the first copy (nothing is written
-    between them: moto takes the backups before it applies any item). Requests are serialized
-    (``SerializeDynamoDB``) and the cache lives only for the duration of one call.
+    Before a ``TransactWriteItems``, moto backs up each table it touches, once per ITEM of the
+    transaction, each a deep copy of the whole table with its stream records: a transaction costs
+    in proportion to everything the table ever held, and the local stack slows down as it lives
+    on (seconds per request after a day of use). While ``active``, a table's "copy" is the table
+    itself, so moto's own restore is a no-op, and ``transact_write_items`` below rolls back
+    exactly the items the transaction names instead. Every other deep copy is a real one.
     """
 
     def __init__(self, real_copy: Any, table_type: type) -> None:
         self._real = real_copy
         self._table_type = table_type
-        self.tables: dict[int, Any] | None = None
+        self.active = False
 
     def deepcopy(self, value: Any, memo: Any = None) -> Any:
-        if self.tables is None or not isinstance(value, self._table_type):
-            return self._real.deepcopy(value, memo)
-        if id(value) not in self.tables:
-            self.tables[id(value)] = self._real.deepcopy(value, memo)
-        return self.tables[id(value)]
+        if self.active and isinstance(value, self._table_type):
+            return value
+        return self._real.deepcopy(value, memo)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
 
+def _restore(table: Any, hash_value: Any, range_value: Any, item: Any) -> None:
+    if range_value is None:
+        if item is None:
+            table.items.pop(hash_value, None)
+        else:
+            table.items[hash_value] = item
+        return
+    bucket = table.items[hash_value]
+    if item is None:
+        bucket.pop(range_value, None)
+    else:
+        bucket[range_value] = item
+
+
 def copy_tables_once_per_transaction() -> None:
-    """Patch moto (idempotent): one rollback copy per table and transaction, not per item."""
+    """Patch moto (idempotent): a transaction's rollback restores the items it names, and the
+    stream records it appended, instead of deep-copying whole tables. Requests are serialized
+    (``SerializeDynamoDB``), so nothing else writes while a transaction runs."""
     from moto.dynamodb import models
 
     backend = models.DynamoDBBackend
-    if getattr(backend.transact_write_items, "copies_once", False):
+    if getattr(backend.transact_write_items, "rolls_back_items", False):
         return
-    shim = _CopyOncePerTransaction(models.copy, models.Table)
+    shim = _NoTableCopies(models.copy, models.Table)
     models.copy = shim  # type: ignore[assignment]
     original = backend.transact_write_items
+    real_deepcopy = shim._real.deepcopy
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        shim.tables = {}
+        saved: list[tuple[Any, Any, Any, Any]] = []
+        streams: dict[int, tuple[Any, int]] = {}
+        for entry in transact_items:
+            try:
+                _, op = next(iter(entry.items()))
+                table = self.tables[op["TableName"]]
+                key = op["Item"] if "Item" in op else op["Key"]
+                hash_value, range_value = self.get_keys_value(table, key)
+            except Exception:  # noqa: S112 - a malformed item: moto refuses it before writing it
+                continue
+            saved.append((table, hash_value, range_value, real_deepcopy(table.get_item(hash_value, range_value))))
+            if table.stream_shard is not None:
+                streams.setdefault(id(table), (table.stream_shard, len(table.stream_shard.items)))
+        shim.active = True
         try:
             return original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, item in reversed(saved):
+                _restore(table, hash_value, range_value, item)
+            for shard, length in streams.values():
+                del shard.items[length:]
+            raise
         finally:
-            shim.tables = None
+            shim.active = False
 
-    transact_write_items.copies_once = True  # type: ignore[attr-defined]
+    transact_write_items.rolls_back_items = True  # type: ignore[attr-defined]
     backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
