@@ -24,6 +24,10 @@ class Permission(StrEnum):
     ADJUSTMENTS = "adjustments"  # up to the tenant's limit unless also ADJUSTMENTS_UNLIMITED
     ADJUSTMENTS_UNLIMITED = "adjustments:unlimited"
     TRANSFERS = "transfers"
+    PROGRAMS_READ = "programs:read"
+    PROGRAMS_ADMIN = "programs:admin"  # create and change programs, simulate, move members between them
+    CARDS_ISSUE = "cards:issue"  # issue and link cards
+    CARDS_ADMIN = "cards:admin"  # sell, flag as test, block and replace, hand over
     KEYS_ADMIN = "keys:admin"
     ACCESS_ADMIN = "access:admin"
     AUDIT_READ = "audit:read"
@@ -35,9 +39,10 @@ _SHOP = {
     Permission.PURCHASES,
     Permission.REDEMPTIONS,
     Permission.REFUNDS,
+    Permission.PROGRAMS_READ,
 }
-_MANAGER = {Permission.MEMBERS_READ, Permission.ADJUSTMENTS}
-_SENIOR = _MANAGER | {Permission.ADJUSTMENTS_UNLIMITED, Permission.TRANSFERS}
+_MANAGER = {Permission.MEMBERS_READ, Permission.ADJUSTMENTS, Permission.PROGRAMS_READ, Permission.CARDS_ISSUE}
+_SENIOR = _MANAGER | {Permission.ADJUSTMENTS_UNLIMITED, Permission.TRANSFERS, Permission.CARDS_ADMIN}
 
 DEFAULT_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.INTEGRATION: frozenset(_SHOP),

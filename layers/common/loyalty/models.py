@@ -17,11 +17,37 @@ class Frozen(BaseModel):
 
 class Tier(Frozen):
     name: str = Field(min_length=1, max_length=40)
-    threshold: int = Field(ge=0, description="Lifetime spend (minor units) from which the tier applies.")
+    threshold: int = Field(ge=0, description="Where the tier starts, in the program's tier basis.")
     accrual_bp: int = Field(ge=0, le=BASIS_POINTS, description="Accrued share of the order, in basis points.")
+    discount_bp: int = Field(default=0, ge=0, le=BASIS_POINTS, description="Discount the tier gives, basis points.")
+
+
+class TierBasis(StrEnum):
+    LIFETIME_SPEND = "lifetime_spend"  # minor units spent since enrolment
+    PURCHASE_COUNT = "purchase_count"  # number of qualifying purchases
+    SPEND_WINDOW = "spend_window"  # minor units spent in the last ``tier_window_days`` days
+
+
+class TierDowngrade(StrEnum):
+    NEVER = "never"
+    WINDOW = "window"  # nightly, when the basis window says the member fell below the tier
+
+
+class BonusOwner(StrEnum):
+    COMPANY = "company"
+    MANAGER = "manager"
+
+
+class LeavingManagerPoints(StrEnum):
+    STAY_WITH_COMPANY = "stay_with_company"
+    GO_WITH_MANAGER = "go_with_manager"
+    BURN = "burn"
 
 
 class Program(Frozen):
+    """A loyalty program. Fields past ``allow_transfers`` are stored and validated; the rules that
+    use them come with the programs issue (tiers by basis, bonuses, cards, company customers)."""
+
     tenant_id: str
     program_id: str = ""
     name: str
@@ -32,6 +58,18 @@ class Program(Frozen):
     hold_minutes: int = Field(default=15, ge=1, le=24 * 60)
     lifetime_days: int = Field(default=365, ge=1, le=3_650)
     allow_transfers: bool = False
+    tier_basis: TierBasis = TierBasis.LIFETIME_SPEND
+    tier_window_days: int | None = Field(default=None, ge=1, le=3_650)
+    tier_downgrade: TierDowngrade = TierDowngrade.NEVER
+    min_order_amount: int = Field(default=0, ge=0, description="Orders below it accrue nothing (minor units).")
+    welcome_bonus: int = Field(default=0, ge=0, le=1_000_000)
+    birthday_bonus: int = Field(default=0, ge=0, le=1_000_000)
+    referral_bonus_referrer: int = Field(default=0, ge=0, le=1_000_000)
+    referral_bonus_referee: int = Field(default=0, ge=0, le=1_000_000)
+    allow_card_handover: bool = False
+    company_bonus_owner: BonusOwner = BonusOwner.COMPANY
+    leaving_manager_points: LeavingManagerPoints = LeavingManagerPoints.STAY_WITH_COMPANY
+    active: bool = True
 
     @model_validator(mode="after")
     def _tiers_rise(self) -> Program:
@@ -40,6 +78,10 @@ class Program(Frozen):
             raise ValueError("the first tier must start at threshold 0")
         if any(b <= a for a, b in pairwise(thresholds)):
             raise ValueError("tier thresholds must rise strictly")
+        if (self.tier_basis is TierBasis.SPEND_WINDOW) != (self.tier_window_days is not None):
+            raise ValueError("tier_window_days is required with tier_basis spend_window, and only with it")
+        if self.tier_downgrade is TierDowngrade.WINDOW and self.tier_basis is not TierBasis.SPEND_WINDOW:
+            raise ValueError("tier_downgrade window needs tier_basis spend_window")
         return self
 
 
