@@ -137,7 +137,16 @@ def test_entries_pages_cover_the_ledger_exactly_once(api: Api) -> None:
     for i in range(12):
         api.purchase(member_id, f"buy-{i:02d}", 100_000 * (i + 1))  # 30, 60, ... 360 points
     everything = api.entries(member_id, limit=100)
-    assert [entry["order_id"] for entry in everything] == [f"buy-{i:02d}" for i in reversed(range(12))]
+    expected = [f"buy-{i:02d}" for i in reversed(range(12))]
+    expected.insert(expected.index("buy-09"), "buy-09")  # spend reaches Gold there: an entry of its own
+    assert [entry["order_id"] for entry in everything] == expected
+    upgrade, accrual = (entry for entry in everything if entry["order_id"] == "buy-09")
+    assert (upgrade["type"], upgrade["points"], accrual["type"]) == ("tier_change", 0, "accrual")
+    assert (upgrade["details"]["from"], upgrade["details"]["to"]) == ("Silver", "Gold")
+    assert "lifetime_spend" in upgrade["details"]["why"]
+    progress = api.member(member_id)["tier_progress"]
+    assert progress["next_tier"] == "Platinum" and progress["remaining"] == 20_000_000 - 7_800_000
+    assert progress["message"] == "spend 122 000.00 RUB more to reach Platinum"
     check_chain(everything, api.member(member_id)["balance"])
     for limit in (1, 2, 5, 11, 12, 13):
         assert api.entries(member_id, limit=limit) == everything, f"limit={limit}"

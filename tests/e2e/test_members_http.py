@@ -84,6 +84,12 @@ def test_enrol_is_idempotent_and_conflicts_on_other_data(api: Api) -> None:
         "available": 0,
         "lifetime_earned": 0,
         "next_expiry": None,
+        "tier_progress": {
+            "next_tier": "Gold",
+            "basis": "lifetime_spend",
+            "remaining": 5_000_000,
+            "message": "spend 50 000.00 RUB more to reach Gold",
+        },
         "erased_at": None,
     }
     assert created["enrolled_at"].endswith("Z")

@@ -238,7 +238,7 @@ CALLS = {
     "adjust": 5,
     "transfer": 6,
     "quote": 2,
-    "balance": 2,
+    "balance": 3,
     "entries": 2,
 }
 ONE_FAULT_CASES = [

@@ -69,6 +69,7 @@ class ModelHold:
 class ModelMember:
     balance: int = 0
     spend: int = 0
+    reached_bp: int = PROGRAM.tiers[0].accrual_bp  # the accrual rate of the highest tier reached
     orders: dict[str, ModelOrder] = field(default_factory=dict)
     guards: dict[tuple[str, str], tuple[tuple, dict]] = field(default_factory=dict)
 
@@ -140,10 +141,11 @@ class LedgerMachine(RuleBasedStateMachine):
         if self.replayed(name, "purchase", order, (amount,), call):
             return None
         m = self.members[name]
-        points = amount * tier_bp(m.spend) // (10_000 * PROGRAM.point_value)
+        points = amount * m.reached_bp // (10_000 * PROGRAM.point_value)
         result = call()
         m.balance += points
         m.spend += amount
+        m.reached_bp = max(m.reached_bp, tier_bp(m.spend))  # an upgrade is at once; a refund never lowers it
         o = self.order_of(name, order)
         o.amount, o.earned = amount, points
         assert (result["points"], result["balance"]) == (points, m.balance)

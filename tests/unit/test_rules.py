@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from loyalty import rules
 from loyalty.admin import demo_program
-from loyalty.models import Program, Tier
+from loyalty.models import Program, Tier, TierBasis
 
 PROGRAM = demo_program()
 
@@ -89,3 +89,75 @@ def test_program_tiers_must_rise():
             currency="RUB",
             tiers=(Tier(name="a", threshold=0, accrual_bp=1), Tier(name="b", threshold=0, accrual_bp=2)),
         )
+
+
+# ------------------------------------------------------------------ tiers by basis
+
+TIERED = Program(
+    tenant_id="t",
+    name="tiers",
+    currency="RUB",
+    tiers=(
+        Tier(name="Silver", threshold=0, accrual_bp=300),
+        Tier(name="Gold", threshold=5_000_000, accrual_bp=500),
+        Tier(name="Platinum", threshold=20_000_000, accrual_bp=700),
+    ),
+)
+BY_COUNT = TIERED.model_copy(
+    update={
+        "tier_basis": TierBasis.PURCHASE_COUNT,
+        "tiers": (
+            Tier(name="Silver", threshold=0, accrual_bp=300),
+            Tier(name="Gold", threshold=10, accrual_bp=500),
+        ),
+    }
+)
+
+
+@given(st.lists(st.integers(1, 10_000_000), max_size=30))
+def test_a_tier_once_reached_is_kept_and_follows_the_basis(amounts):
+    tier, spend, seen = "Silver", 0, []
+    for amount in amounts:
+        spend += amount
+        reached = rules.reached_tier(TIERED, tier, lifetime_spend=spend, purchases=0)
+        assert reached.threshold >= rules.tier_named(TIERED, tier).threshold  # never down
+        assert reached == max(rules.tier_for(TIERED, spend), rules.tier_named(TIERED, tier), key=lambda t: t.threshold)
+        tier = reached.name
+        seen.append(reached.threshold)
+    assert seen == sorted(seen)
+    # Spend going down (a refund) never lowers the tier either.
+    assert rules.reached_tier(TIERED, tier, lifetime_spend=0, purchases=0).name == tier
+
+
+def test_tier_by_purchase_count_and_progress():
+    assert rules.reached_tier(BY_COUNT, "Silver", lifetime_spend=10**12, purchases=9).name == "Silver"
+    assert rules.reached_tier(BY_COUNT, "Silver", lifetime_spend=0, purchases=10).name == "Gold"
+    assert rules.tier_progress(BY_COUNT, "Silver", lifetime_spend=0, purchases=7) == {
+        "next_tier": "Gold",
+        "basis": "purchase_count",
+        "remaining": 3,
+    }
+    assert rules.tier_progress(BY_COUNT, "Gold", lifetime_spend=0, purchases=12) is None
+
+
+@given(st.integers(0, 30_000_000))
+def test_progress_names_the_next_tier_and_what_it_still_needs(spend):
+    tier = rules.tier_for(TIERED, spend).name
+    progress = rules.tier_progress(TIERED, tier, lifetime_spend=spend, purchases=0)
+    if tier == "Platinum":
+        assert progress is None
+        return
+    following = rules.tier_named(TIERED, progress["next_tier"])
+    assert progress["remaining"] == following.threshold - spend > 0
+    assert rules.tier_for(TIERED, spend + progress["remaining"]).name == following.name
+
+
+def test_orders_below_the_minimum_do_not_qualify():
+    program = TIERED.model_copy(update={"min_order_amount": 50_000})
+    assert not rules.qualifies(program, 49_999) and rules.qualifies(program, 50_000)
+
+
+def test_a_windowed_basis_is_not_decided_from_running_totals():
+    windowed = TIERED.model_copy(update={"tier_basis": TierBasis.SPEND_WINDOW, "tier_window_days": 90})
+    assert rules.reached_tier(windowed, "Silver", lifetime_spend=10**12, purchases=100).name == "Silver"
+    assert rules.tier_progress(windowed, "Silver", lifetime_spend=10**12, purchases=100) is None

@@ -13,3 +13,11 @@ MINOR_UNITS: dict[str, int] = {
 
 def is_known(code: str) -> bool:
     return code in MINOR_UNITS
+
+
+def format_amount(minor: int, code: str) -> str:
+    """``340000, "RUB"`` -> ``"3 400.00 RUB"``: major units, thin groups, the currency's digits."""
+    digits = MINOR_UNITS.get(code, 2)
+    whole, fraction = divmod(minor, 10**digits)
+    text = f"{whole:,}".replace(",", " ")
+    return f"{text}.{fraction:0{digits}d} {code}" if digits else f"{text} {code}"

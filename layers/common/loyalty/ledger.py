@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from loyalty import access, clock, currency, rules
 from loyalty.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
 from loyalty.members import Stores, program_of
-from loyalty.models import Actor, Program
+from loyalty.models import Actor, Program, TierBasis
 from loyalty.store import audit, dynamo, keys
 from loyalty.store.ledger import MAX_TRANSACTION_ITEMS, LedgerStore, UnitOfWork
 from loyalty.store.ledger_models import Account, Entry, Hold, Lot, OpenHold, Order
@@ -236,13 +236,19 @@ class Ledger:
                 raise InvalidRequest("occurred_at is in the future.", field="occurred_at")
             if earned_at < now - timedelta(days=program.lifetime_days):
                 raise InvalidRequest("occurred_at is older than the bonus lifetime.", field="occurred_at")
-            tier = rules.tier_for(program, account.lifetime_spend)
-            points = rules.accrual_points(program, tier, amount)
+            qualifying = rules.qualifies(program, amount)
+            tier = rules.tier_named(program, account.tier)
+            points = rules.accrual_points(program, tier, amount) if qualifying else 0
             burn = rules.burn_date(program, earned_at).isoformat()
-            new_tier = rules.tier_for(program, account.lifetime_spend + amount).name
+            purchases = account.purchases + (1 if qualifying else 0)
+            spend = account.lifetime_spend + (amount if qualifying else 0)
+            new_tier = rules.reached_tier(program, tier.name, lifetime_spend=spend, purchases=purchases).name
             draft = _Draft.start(account, self.store.lot(tenant, member_id, burn), now)
             entry_id = keys.stable_id("ent", tenant, member_id, "purchase", order_id)
             draft.credit(burn, points)
+            details: dict[str, Any] = {"amount": amount, "currency": currency_code, "tier": tier.name}
+            if not qualifying:
+                details["below_min_order_amount"] = program.min_order_amount
             draft.entry(
                 entry_id=entry_id,
                 type="accrual",
@@ -252,8 +258,24 @@ class Ledger:
                 order_id=order_id,
                 burn_date=burn,
                 ref=order_id,
-                details={"amount": amount, "currency": currency_code, "tier": tier.name},
+                details=details,
             )
+            if new_tier != tier.name:  # a ledger-visible event, for messages and reports
+                draft.entry(
+                    entry_id=keys.stable_id("ent", tenant, member_id, "tier", order_id),
+                    type="tier_change",
+                    points=0,
+                    created_at=clock.isoformat(now),
+                    actor=_actor(actor),
+                    order_id=order_id,
+                    ref=order_id,
+                    details={
+                        "from": tier.name,
+                        "to": new_tier,
+                        "why": f"{program.tier_basis.value} reached "
+                        f"{rules.tier_named(program, new_tier).threshold} with order {order_id}",
+                    },
+                )
             result = {
                 "entry_id": entry_id,
                 "points": points,
@@ -262,7 +284,13 @@ class Ledger:
                 "burn_date": burn,
             }
             uow = self.store.unit_of_work()
-            draft.write(uow, earned=points, spend=amount, purchases=1, tier=new_tier)
+            draft.write(
+                uow,
+                earned=points,
+                spend=spend - account.lifetime_spend,
+                purchases=purchases - account.purchases,
+                tier=new_tier,
+            )
             uow.update_order(
                 account, snapshot.order, amount=amount, currency=currency_code, earned=points, earned_burn_date=burn
             )
@@ -572,7 +600,9 @@ class Ledger:
             }
             uow = self.store.unit_of_work()
             new_spend = max(0, account.lifetime_spend - amount) if order.amount is not None else account.lifetime_spend
-            draft.write(uow, spend=new_spend - account.lifetime_spend, tier=rules.tier_for(program, new_spend).name)
+            # The tier is re-evaluated and kept: a refund never lowers it (the program's downgrade
+            # rule is "never", or the nightly window evaluation).
+            draft.write(uow, spend=new_spend - account.lifetime_spend)
             uow.update_order(account, order, refunded=refunded, reversed_due=reversed_due, returned=returned_total)
             uow.put_guard(account, "refund", refund_id, wanted, result, created)
             _commit(uow)
@@ -750,7 +780,22 @@ class Ledger:
             "lifetime_earned": account.lifetime_earned,
             "tier": account.tier,
             "next_expiry": upcoming[0] if upcoming else None,
+            "tier_progress": self._progress(tenant_id, account),
         }
+
+    def _progress(self, tenant_id: str, account: Account) -> dict[str, Any] | None:
+        program = self._program(tenant_id, account.program_id)
+        progress = rules.tier_progress(
+            program, account.tier, lifetime_spend=account.lifetime_spend, purchases=account.purchases
+        )
+        if progress is None:
+            return None
+        remaining, name = progress["remaining"], progress["next_tier"]
+        if program.tier_basis is TierBasis.PURCHASE_COUNT:
+            message = f"make {remaining} more purchase{'s' if remaining != 1 else ''} to reach {name}"
+        else:
+            message = f"spend {currency.format_amount(remaining, program.currency)} more to reach {name}"
+        return {**progress, "message": message}
 
     @_retried
     def entries(self, tenant_id: str, member_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:

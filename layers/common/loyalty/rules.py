@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from loyalty.models import BASIS_POINTS, Program, Tier
+from loyalty.models import BASIS_POINTS, Program, Tier, TierBasis
 
 
 def tier_for(program: Program, lifetime_spend: int) -> Tier:
@@ -14,6 +14,52 @@ def tier_for(program: Program, lifetime_spend: int) -> Tier:
         if lifetime_spend >= tier.threshold:
             reached = tier
     return reached
+
+
+def tier_named(program: Program, name: str) -> Tier:
+    """The program's tier of that name; the first tier if the program no longer has it."""
+    return next((tier for tier in program.tiers if tier.name == name), program.tiers[0])
+
+
+def basis_value(program: Program, *, lifetime_spend: int, purchases: int) -> int | None:
+    """Where a member stands on the program's tier basis; None for a windowed basis, which is
+    evaluated from the window's purchases, not from running totals."""
+    if program.tier_basis is TierBasis.LIFETIME_SPEND:
+        return lifetime_spend
+    if program.tier_basis is TierBasis.PURCHASE_COUNT:
+        return purchases
+    return None
+
+
+def reached_tier(program: Program, current: str, *, lifetime_spend: int, purchases: int) -> Tier:
+    """The member's tier after a qualifying purchase: an upgrade is immediate, and nothing here
+    ever lowers it (downgrades follow the program's rule, evaluated apart)."""
+    held = tier_named(program, current)
+    value = basis_value(program, lifetime_spend=lifetime_spend, purchases=purchases)
+    if value is None:
+        return held
+    earned = tier_for(program, value)
+    return earned if earned.threshold > held.threshold else held
+
+
+def tier_progress(program: Program, current: str, *, lifetime_spend: int, purchases: int) -> dict | None:
+    """What the member still needs for the next tier, on the program's basis; None at the top."""
+    held = tier_named(program, current)
+    higher = [tier for tier in program.tiers if tier.threshold > held.threshold]
+    value = basis_value(program, lifetime_spend=lifetime_spend, purchases=purchases)
+    if not higher or value is None:
+        return None
+    following = higher[0]
+    return {
+        "next_tier": following.name,
+        "basis": program.tier_basis.value,
+        "remaining": max(0, following.threshold - value),
+    }
+
+
+def qualifies(program: Program, amount: int) -> bool:
+    """A purchase counts (accrues, and moves the member along the tier basis) from the minimum up."""
+    return amount >= program.min_order_amount
 
 
 def accrual_points(program: Program, tier: Tier, amount: int) -> int:

@@ -42,7 +42,8 @@ def enrol(body: EnrolRequest) -> Response[MemberOut]:
         program_id=body.program_id or "",
     )
     member, created = members.enrol(stores(), actor.tenant_id, body.member_id, profile, actor=actor)
-    return json_response(201 if created else 200, MemberOut.of(member))
+    view = ledger().balance_view(actor.tenant_id, body.member_id)  # the same view GET answers
+    return json_response(201 if created else 200, MemberOut.of(member, view))
 
 
 @router.get("/v1/members/<member_id>", summary="Read a member: profile, balance and tier")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -66,6 +67,13 @@ class ExpiryOut(BaseModel):
     points: int
 
 
+class TierProgressOut(BaseModel):
+    next_tier: str
+    basis: str = Field(description="lifetime_spend (minor units) or purchase_count.")
+    remaining: int = Field(description="How much more of the basis the next tier needs.")
+    message: str = Field(examples=["spend 3 400.00 RUB more to reach Gold"])
+
+
 class ConsentsOut(BaseModel):
     marketing: bool
     bonus_notices: bool
@@ -87,6 +95,7 @@ class MemberOut(BaseModel):
     available: int
     lifetime_earned: int
     next_expiry: ExpiryOut | None = None
+    tier_progress: TierProgressOut | None = None
     erased_at: str | None = Field(default=None, description="Set once the member's personal data was erased.")
 
     @classmethod
@@ -122,6 +131,7 @@ class MemberOut(BaseModel):
             "lifetime_earned": view["lifetime_earned"],
             "tier": view["tier"],
             "next_expiry": ExpiryOut(**expiry) if expiry else None,
+            "tier_progress": TierProgressOut(**view["tier_progress"]) if view.get("tier_progress") else None,
         }
 
 
@@ -251,6 +261,11 @@ class EntryOut(BaseModel):
     order_id: str | None = None
     burn_date: str | None = None
     reason: str | None = None
+    details: dict[str, Any] | None = Field(
+        default=None,
+        description="What else the entry records: an accrual's amount and tier, a tier change's "
+        "from/to/why, a transfer's other member, a refund's unrecovered points.",
+    )
 
 
 class EntriesOut(BaseModel):
