@@ -1,4 +1,5 @@
-"""The tenant's administration (/v1/keys, /v1/access, /v1/audit): API keys, roles, the audit log.
+"""The tenant's administration (/v1/keys, /v1/access, /v1/audit, /v1/programs): API keys, roles, the
+audit log, the loyalty programs.
 
 A function of its own so that only it may write API keys and access rules (least privilege: the
 shop-facing API function cannot mint a key even if a bug let it try).
@@ -12,7 +13,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty.api import admin
+from loyalty.api import admin, programs
 from loyalty.api.access import access_guard
 from loyalty.api.deps import stores
 from loyalty.api.idempotency import idempotency_middleware
@@ -21,7 +22,7 @@ from loyalty.web import build_resolver, handle
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = build_resolver([admin.router], serve_openapi=False)
+app = build_resolver([admin.router, programs.router], serve_openapi=False)
 app.use([idempotency_middleware])
 guards = [access_guard(lambda: stores().config)]
 

@@ -163,7 +163,10 @@ def admin_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
     assert any(r["target"] == created["key_id"] and r["action"] == "key.create" for r in records)
     access = http(run("AdminFunction", "get_access.json"), 200, "application/json")
     assert "keys:admin" in access["roles"]["admin"] and "keys:admin" not in access["roles"]["integration"]
-    return {"post_key.json", "get_keys.json", "get_audit.json", "get_access.json"}
+    programs = http(run("AdminFunction", "get_programs.json"), 200, "application/json")["programs"]
+    demo = next(program for program in programs if program["program_id"] == "demo")
+    assert (demo["version"], demo["status"], demo["currency"]) == (1, "current", "RUB") and demo["tiers"]
+    return {"post_key.json", "get_keys.json", "get_audit.json", "get_access.json", "get_programs.json"}
 
 
 SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str]]] = {

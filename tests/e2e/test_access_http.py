@@ -108,6 +108,23 @@ def requests_for(victim: dict[str, Any]) -> dict[tuple[str, str], Callable[[], t
         ("GET", "/v1/access"): lambda: ("GET", "/v1/access", None),
         ("PUT", "/v1/access"): lambda: ("PUT", "/v1/access", {"manager_adjustment_limit": 1_000}),
         ("GET", "/v1/audit"): lambda: ("GET", "/v1/audit", None),
+        ("GET", "/v1/programs"): lambda: ("GET", "/v1/programs", None),
+        ("GET", "/v1/programs/{program_id}"): lambda: ("GET", "/v1/programs/demo", None),
+        ("GET", "/v1/programs/{program_id}/versions"): lambda: ("GET", "/v1/programs/demo/versions", None),
+        # An inactive program of its own (the demo program stays as the other tests know it); the
+        # same settings again store no new version.
+        ("PUT", "/v1/programs/{program_id}"): lambda: (
+            "PUT",
+            "/v1/programs/access-test",
+            {
+                "name": "Access test",
+                "currency": CURRENCY,
+                "tiers": [{"name": "Base", "threshold": 0, "accrual_bp": 100}],
+                "active": False,
+            },
+        ),
+        # The member's own program: nothing moves.
+        ("PUT", "/v1/members/{member_id}/program"): lambda: ("PUT", f"/v1/members/{m}/program", {"program_id": "demo"}),
     }
 
 

@@ -26,6 +26,7 @@ LEDGER_AND_MEMBER_PATHS = {
     "/v1/members/{member_id}/transfers": {"post"},
     "/v1/members/{member_id}/entries": {"get"},
     "/v1/members/{member_id}/erasure": {"post"},
+    "/v1/members/{member_id}/program": {"put"},
 }
 # Served by the admin function, described in the same document.
 ADMIN_PATHS = {
@@ -34,6 +35,9 @@ ADMIN_PATHS = {
     "/v1/keys/{key_id}": {"delete"},
     "/v1/access": {"get", "put"},
     "/v1/audit": {"get"},
+    "/v1/programs": {"get"},
+    "/v1/programs/{program_id}": {"get", "put"},
+    "/v1/programs/{program_id}/versions": {"get"},
 }
 
 

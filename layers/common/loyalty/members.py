@@ -22,6 +22,9 @@ class Stores:
 
 
 def program_of(stores: Stores, tenant_id: str, program_id: str | None) -> Program:
+    """The program (the tenant's default if no id) as it is in force now: the version whose
+    ``effective_from`` has come (``ConfigStore.get_program``), so each operation follows the
+    version in force when it runs."""
     program_id = program_id or stores.config.default_program_id(tenant_id)
     program = stores.config.get_program(tenant_id, program_id) if program_id else None
     if program is None:

@@ -80,6 +80,8 @@ CAN_CONFLICT = {
     ("POST", "/v1/members/{member_id}/transfers"),
     ("POST", "/v1/keys/{key_id}/rotate"),
     ("DELETE", "/v1/keys/{key_id}"),
+    ("PUT", "/v1/programs/{program_id}"),
+    ("PUT", "/v1/members/{member_id}/program"),
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {

@@ -44,13 +44,14 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Re
 
 
 def _location(loc: Iterable[Any]) -> str:
-    """``("body", "consents", "marketing")`` -> ``consents.marketing``; where the field lives."""
-    parts = [str(part) for part in loc]
+    """``("body", "consents", "marketing")`` -> ``consents.marketing``, ``("body", "tiers", 2,
+    "threshold")`` -> ``tiers[2].threshold``; where the field lives."""
+    parts = [f"[{part}]" if isinstance(part, int) else str(part) for part in loc]
     if parts and parts[0] in {"body", "query", "path", "header"}:
         where, parts = parts[0], parts[1:]
         if where != "body":
-            return f"{where}:{'.'.join(parts)}" if parts else where
-    return ".".join(parts) or "body"
+            return f"{where}:{'.'.join(parts).replace('.[', '[')}" if parts else where
+    return ".".join(parts).replace(".[", "[") or "body"
 
 
 _MESSAGES = {

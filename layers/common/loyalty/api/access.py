@@ -41,6 +41,11 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("GET", "/v1/access"): P.ACCESS_ADMIN,
     ("PUT", "/v1/access"): P.ACCESS_ADMIN,
     ("GET", "/v1/audit"): P.AUDIT_READ,
+    ("GET", "/v1/programs"): P.PROGRAMS_READ,
+    ("GET", "/v1/programs/{program_id}"): P.PROGRAMS_READ,
+    ("GET", "/v1/programs/{program_id}/versions"): P.PROGRAMS_READ,
+    ("PUT", "/v1/programs/{program_id}"): P.PROGRAMS_ADMIN,
+    ("PUT", "/v1/members/{member_id}/program"): P.PROGRAMS_ADMIN,
 }
 POLICY_TTL_SECONDS = 60.0
 

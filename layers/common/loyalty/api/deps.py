@@ -6,6 +6,7 @@ from functools import cache
 
 from loyalty.ledger import Ledger
 from loyalty.members import Stores
+from loyalty.programs import Programs
 from loyalty.settings import settings
 from loyalty.store.audit import AuditStore
 from loyalty.store.config import ConfigStore
@@ -37,3 +38,8 @@ def access_policies() -> AccessPolicies:
 @cache
 def audit_store() -> AuditStore:
     return AuditStore(settings().ledger_table)
+
+
+@cache
+def programs() -> Programs:
+    return Programs(stores())

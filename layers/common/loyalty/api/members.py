@@ -10,7 +10,8 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from loyalty import members
 from loyalty.api.body import OBJECT_BODY
-from loyalty.api.deps import ledger, stores
+from loyalty.api.deps import ledger, programs, stores
+from loyalty.api.programs import MoveRequest
 from loyalty.api.schemas import ID_PATTERN, EnrolRequest, ErasureRequest, MemberOut
 from loyalty.models import Consents, Profile
 from loyalty.settings import settings
@@ -61,4 +62,15 @@ def get_member(member_id: MemberId) -> MemberOut:
 def erase(member_id: MemberId, body: ErasureRequest) -> MemberOut:
     actor = actor_of(router)
     member = members.erase(stores(), actor, member_id, reason=body.reason, audit_table=settings().ledger_table)
+    return MemberOut.of(member, ledger().balance_view(actor.tenant_id, member_id))
+
+
+@router.put(
+    "/v1/members/<member_id>/program",
+    summary="Move the member to another program of the same currency; points, burn dates and history stay",
+    middlewares=OBJECT_BODY,
+)
+def move_program(member_id: MemberId, body: MoveRequest) -> MemberOut:
+    actor = actor_of(router)
+    member = programs().move_member(actor, member_id, body.program_id)
     return MemberOut.of(member, ledger().balance_view(actor.tenant_id, member_id))

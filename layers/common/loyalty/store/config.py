@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from loyalty import clock, program_versions
 from loyalty.access import AccessPolicy
 from loyalty.models import ApiKey, Program
+from loyalty.program_versions import ProgramVersion
 from loyalty.store import dynamo, keys
 
 _NEW = {"ConditionExpression": "attribute_not_exists(pk)"}
@@ -14,6 +18,29 @@ _NEW = {"ConditionExpression": "attribute_not_exists(pk)"}
 
 def _api_key(item: dict[str, Any]) -> ApiKey:
     return ApiKey.model_validate({field: item[field] for field in ApiKey.model_fields if field in item})
+
+
+@dataclass(frozen=True)
+class ProgramHead:
+    """A program's head item: its newest version number and the versions in force or scheduled."""
+
+    program_id: str
+    latest_version: int
+    versions: tuple[ProgramVersion, ...]
+    legacy: bool = False  # written before versions existed (``doc`` only)
+
+    @property
+    def latest(self) -> ProgramVersion:
+        return max(self.versions, key=lambda version: version.version)
+
+
+def _program_head(item: dict[str, Any]) -> ProgramHead:
+    if "versions" not in item:
+        program = Program.model_validate_json(item["doc"])
+        legacy = ProgramVersion(version=1, effective_from=None, program=program)
+        return ProgramHead(program.program_id, 1, (legacy,), legacy=True)
+    versions = tuple(ProgramVersion.model_validate(v) for v in json.loads(item["versions"]))
+    return ProgramHead(item["program_id"], int(item["latest_version"]), versions)
 
 
 class ConfigStore:
@@ -110,12 +137,14 @@ class ConfigStore:
             TransactItems=[{"Put": {"TableName": self.table, "Item": dynamo.marshal(item)}}, *also]
         )
 
-    def _query_all(self, pk: str, prefix: str) -> list[dict[str, Any]]:
+    def _query_all(self, pk: str, prefix: str, *, consistent: bool = False) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
             "ExpressionAttributeValues": dynamo.values({":pk": pk, ":p": prefix}),
         }
+        if consistent:
+            kwargs["ConsistentRead"] = True
         items: list[dict[str, Any]] = []
         while True:  # every page, not just the first
             page = self.client.query(**kwargs)
@@ -145,22 +174,102 @@ class ConfigStore:
         return item.get("default_program_id")
 
     # --------------------------------------------------------------- programs
-    def get_program(self, tenant_id: str, program_id: str) -> Program | None:
+    # A program is a head item ``T#<tenant>`` / ``P#<id>`` that holds the versions in force now or
+    # scheduled (a few: ``program_versions.live``), so that the ledger reads the version in force
+    # with one GetItem, and one immutable item per version, ``PV#<id>#<version>`` (the history).
+    # A head written before versions existed holds only ``doc``: it reads as version 1, in force
+    # since the program began, and its first new version writes that one into the history too.
+    def _program_head_item(self, tenant_id: str, program_id: str, *, consistent: bool) -> dict[str, Any] | None:
         response = self.client.get_item(
             TableName=self.table,
             Key=dynamo.marshal({"pk": keys.tenant_pk(tenant_id), "sk": keys.program_sk(program_id)}),
+            ConsistentRead=consistent,
         )
-        if "Item" not in response:
-            return None
-        return Program.model_validate_json(dynamo.unmarshal(response["Item"])["doc"])
+        return dynamo.unmarshal(response["Item"]) if "Item" in response else None
 
-    def put_program(self, program: Program) -> None:
-        item = {
-            "pk": keys.tenant_pk(program.tenant_id),
-            "sk": keys.program_sk(program.program_id),
-            "doc": program.model_dump_json(),
-        }
-        self.client.put_item(TableName=self.table, Item=dynamo.marshal(item))
+    def program_head(self, tenant_id: str, program_id: str, *, consistent: bool = True) -> ProgramHead | None:
+        item = self._program_head_item(tenant_id, program_id, consistent=consistent)
+        return _program_head(item) if item else None
+
+    def get_program(self, tenant_id: str, program_id: str) -> Program | None:
+        """The version of the program in force now (``loyalty.clock``); None if there is no such
+        program, or none of its versions has taken effect yet. One GetItem, as before versions."""
+        head = self.program_head(tenant_id, program_id, consistent=False)
+        current = program_versions.in_force(head.versions, program_versions.instant(clock.now())) if head else None
+        return current.program if current else None
+
+    def program_heads(self, tenant_id: str) -> list[ProgramHead]:
+        items = self._query_all(keys.tenant_pk(tenant_id), "P#", consistent=True)
+        return sorted((_program_head(item) for item in items), key=lambda head: head.program_id)
 
     def list_programs(self, tenant_id: str) -> list[Program]:
-        return [Program.model_validate_json(item["doc"]) for item in self._query_all(keys.tenant_pk(tenant_id), "P#")]
+        """Every program of the tenant as it is in force now (programs not in force yet left out)."""
+        at = program_versions.instant(clock.now())
+        current = (program_versions.in_force(head.versions, at) for head in self.program_heads(tenant_id))
+        return [version.program for version in current if version is not None]
+
+    def program_history(self, tenant_id: str, program_id: str) -> list[ProgramVersion] | None:
+        """Every version of the program, oldest first; None if there is no such program."""
+        head = self.program_head(tenant_id, program_id)
+        if head is None:
+            return None
+        items = self._query_all(keys.tenant_pk(tenant_id), keys.program_version_sk(program_id), consistent=True)
+        stored = {version.version: version for version in head.versions if head.legacy}
+        stored.update((int(item["version"]), ProgramVersion.model_validate_json(item["doc"])) for item in items)
+        return [stored[number] for number in sorted(stored)]
+
+    def put_program_version(
+        self,
+        head: ProgramHead | None,
+        new: ProgramVersion,
+        keep: Sequence[ProgramVersion],
+        also: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Store ``new`` (its history item) and make ``keep`` the head's versions, in one
+        transaction with ``also`` (the audit record). ``head`` is what was read: the write fails
+        with ConditionalCheckFailed if another version was stored meanwhile."""
+        program = new.program
+        pk, sk = keys.tenant_pk(program.tenant_id), keys.program_sk(program.program_id)
+        head_item = {
+            "pk": pk,
+            "sk": sk,
+            "tenant_id": program.tenant_id,
+            "program_id": program.program_id,
+            "latest_version": new.version,
+            "versions": json.dumps([v.model_dump(mode="json") for v in keep], sort_keys=True),
+        }
+        if head is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        elif head.legacy:
+            condition = {"ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(latest_version)"}
+        else:
+            condition = {
+                "ConditionExpression": "latest_version = :v",
+                "ExpressionAttributeValues": dynamo.values({":v": head.latest_version}),
+            }
+        history = [new, *(head.versions if head is not None and head.legacy else [])]
+        items = [{"Put": {"TableName": self.table, "Item": dynamo.marshal(head_item), **condition}}]
+        for version in history:
+            item = {
+                "pk": pk,
+                "sk": keys.program_version_sk(program.program_id, version.version),
+                "program_id": program.program_id,
+                "version": version.version,
+                "effective_from": version.effective_from,
+                "doc": version.model_dump_json(),
+            }
+            items.append({"Put": {"TableName": self.table, "Item": dynamo.marshal(item), **_NEW}})
+        self.client.transact_write_items(TransactItems=[*items, *also])
+
+    def put_program(self, program: Program) -> None:
+        """The operator's write (CLI, local seed): a new program is version 1, in force since it
+        began; an existing one gets a new version in force from now. Not audited (no actor)."""
+        now = clock.now()
+        head = self.program_head(program.tenant_id, program.program_id)
+        at = program_versions.instant(now)
+        if head is None:
+            new = ProgramVersion(version=1, effective_from=None, created_at=at, program=program)
+        else:
+            new = ProgramVersion(version=head.latest_version + 1, effective_from=at, created_at=at, program=program)
+        versions = [*(head.versions if head else []), new]
+        self.put_program_version(head, new, program_versions.live(versions, at))

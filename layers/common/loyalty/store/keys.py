@@ -35,6 +35,13 @@ def program_sk(program_id: str) -> str:
     return f"P#{program_id}"
 
 
+def program_version_sk(program_id: str, version: int | None = None) -> str:
+    """A stored version of a program (its history); without ``version``, the prefix of them all.
+    ``PV#``, not ``P#...``, so that a Query of ``P#`` finds the programs' heads only."""
+    prefix = f"PV#{program_id}#"
+    return prefix if version is None else f"{prefix}{version:06d}"
+
+
 def key_sk(key_id: str) -> str:
     return f"K#{key_id}"
 

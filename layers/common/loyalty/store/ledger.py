@@ -109,6 +109,32 @@ class MemberStore:
         }
         self.client.transact_write_items(TransactItems=[{"Update": update}, *also])
 
+    def change_program(
+        self,
+        tenant_id: str,
+        member_id: str,
+        *,
+        version: int,
+        from_program: str,
+        to_program: str,
+        tier: str,
+        also: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Move the member to ``to_program`` (with its tier there), if the account is still at
+        ``version`` in ``from_program``; the version moves on, so a ledger operation that read the
+        old program meanwhile starts over. Balance, lots and entries stay as they are. ``also``:
+        more items for the same transaction (the audit record)."""
+        update = {
+            "TableName": self.table,
+            "Key": dynamo.marshal({"pk": keys.member_pk(tenant_id, member_id), "sk": keys.MEMBER_SK}),
+            "UpdateExpression": "SET program_id = :to, tier = :tier, version = :v1",
+            "ConditionExpression": "version = :v0 AND program_id = :from",
+            "ExpressionAttributeValues": dynamo.values(
+                {":to": to_program, ":tier": tier, ":v0": version, ":v1": version + 1, ":from": from_program}
+            ),
+        }
+        self.client.transact_write_items(TransactItems=[{"Update": update}, *also])
+
 
 ERASED_PROFILE = {"locale": "en", "time_zone": "UTC", "consents": {"marketing": False, "bonus_notices": False}}
 
