@@ -48,12 +48,18 @@ def victim(api: Api) -> dict[str, Any]:
     )
     assert hold.status_code == 201, hold.text
     other = api.enrol()
-    return {"member_id": member_id, "hold_id": hold.json()["hold_id"], "other_member": other}
+    # Two cards of the victim: one for every card route, a spare for replace (which blocks it).
+    admin = Api(api.stack, api.stack["tenants"]["demo"]["api_keys"]["admin"])
+    cards = [admin.post("/v1/cards", {"kind": "virtual", "member_id": member_id}) for _ in range(2)]
+    assert [card.status_code for card in cards] == [201, 201], cards[0].text
+    card, spare = (card.json()["card_number"] for card in cards)
+    victim = {"member_id": member_id, "hold_id": hold.json()["hold_id"], "other_member": other}
+    return {**victim, "card": card, "spare": spare}
 
 
 def requests_for(victim: dict[str, Any]) -> dict[tuple[str, str], Callable[[], tuple[str, str, Any]]]:
     """One well-formed request per route (fresh ids each time), as (method, path, body)."""
-    m, h = victim["member_id"], victim["hold_id"]
+    m, h, c = victim["member_id"], victim["hold_id"], victim["card"]
     spend = {"points": 1, "order_amount": 100_000, "currency": CURRENCY}
     return {
         ("POST", "/v1/members"): lambda: ("POST", "/v1/members", {"member_id": new_id("n")}),
@@ -108,6 +114,31 @@ def requests_for(victim: dict[str, Any]) -> dict[tuple[str, str], Callable[[], t
         ("GET", "/v1/access"): lambda: ("GET", "/v1/access", None),
         ("PUT", "/v1/access"): lambda: ("PUT", "/v1/access", {"manager_adjustment_limit": 1_000}),
         ("GET", "/v1/audit"): lambda: ("GET", "/v1/audit", None),
+        ("POST", "/v1/cards"): lambda: ("POST", "/v1/cards", {"kind": "virtual"}),
+        ("GET", "/v1/cards/{number}"): lambda: ("GET", f"/v1/cards/{c}", None),
+        ("POST", "/v1/cards/{number}/link"): lambda: ("POST", f"/v1/cards/{c}/link", {"member_id": m}),
+        ("POST", "/v1/cards/{number}/purchases"): lambda: (
+            "POST",
+            f"/v1/cards/{c}/purchases",
+            {"order_id": new_id("o"), "amount": 10_000, "currency": CURRENCY},
+        ),
+        ("POST", "/v1/cards/{number}/redemptions"): lambda: (
+            "POST",
+            f"/v1/cards/{c}/redemptions",
+            {"order_id": new_id("r"), **spend},
+        ),
+        ("POST", "/v1/cards/{number}/sale"): lambda: (
+            "POST",
+            f"/v1/cards/{c}/sale",
+            {"price": 50_000, "currency": CURRENCY},
+        ),
+        ("POST", "/v1/cards/{number}/replace"): lambda: ("POST", f"/v1/cards/{victim['spare']}/replace", None),
+        # The demo program does not allow hand-overs: a 409 for the roles that may ask.
+        ("POST", "/v1/cards/{number}/handover"): lambda: (
+            "POST",
+            f"/v1/cards/{c}/handover",
+            {"to_member_id": victim["other_member"], "transfer_id": new_id("t")},
+        ),
         ("GET", "/v1/programs"): lambda: ("GET", "/v1/programs", None),
         ("GET", "/v1/programs/{program_id}"): lambda: ("GET", "/v1/programs/demo", None),
         ("GET", "/v1/programs/{program_id}/versions"): lambda: ("GET", "/v1/programs/demo/versions", None),
@@ -172,7 +203,7 @@ def test_a_key_of_another_tenant_never_reaches_this_tenants_data(api: Api, keys,
     permissions = DEFAULT_PERMISSIONS[Role(role)]
     before = api.state(victim["member_id"])
     for route, build in requests_for(victim).items():
-        if "{member_id}" not in route[1] and "{hold_id}" not in route[1]:
+        if "{member_id}" not in route[1] and "{hold_id}" not in route[1] and "{number}" not in route[1]:
             continue
         answer = send(intruder, build())
         expected = 404 if ROUTE_PERMISSIONS[route] in permissions else 403

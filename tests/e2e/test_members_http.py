@@ -27,6 +27,14 @@ LEDGER_AND_MEMBER_PATHS = {
     "/v1/members/{member_id}/entries": {"get"},
     "/v1/members/{member_id}/erasure": {"post"},
     "/v1/members/{member_id}/program": {"put"},
+    "/v1/cards": {"post"},
+    "/v1/cards/{number}": {"get"},
+    "/v1/cards/{number}/link": {"post"},
+    "/v1/cards/{number}/purchases": {"post"},
+    "/v1/cards/{number}/redemptions": {"post"},
+    "/v1/cards/{number}/sale": {"post"},
+    "/v1/cards/{number}/replace": {"post"},
+    "/v1/cards/{number}/handover": {"post"},
 }
 # Served by the admin function, described in the same document.
 ADMIN_PATHS = {

@@ -52,10 +52,12 @@ def _document() -> dict[str, Any]:
     """``GET /v1/openapi.json`` as the API function answers it, in process: the tests are made at
     collection, before any stack runs (``test_the_served_document_is_this_one`` proves it is the
     document the stack serves)."""
-    from loyalty.api import admin, ledger, members, programs
+    from loyalty.api import admin, cards, ledger, members, programs
     from loyalty.web import build_resolver
 
-    app = build_resolver([members.router, ledger.router], documented_elsewhere=[admin.router, programs.router])
+    app = build_resolver(
+        [members.router, ledger.router, cards.router], documented_elsewhere=[admin.router, programs.router]
+    )
     event = {"httpMethod": "GET", "path": "/v1/openapi.json", "resource": "/v1/openapi.json", "headers": {}}
     answer = app.resolve({**event, "requestContext": {"requestId": "collect", "stage": "v1"}}, None)
     assert answer["statusCode"] == 200, answer
@@ -97,6 +99,8 @@ def fuzzed_stack(start_local_stack: Any) -> dict[str, Any]:
         "hold_id:release": made(f"/v1/members/{a}/holds", {"order_id": "fuzz-hold-2", **spend}, "hold_id"),
         "key_id:rotate": made("/v1/keys", {"role": "integration", "name": "to rotate"}, "key_id"),
         "key_id:DELETE": made("/v1/keys", {"role": "integration", "name": "to revoke"}, "key_id"),
+        "number": made("/v1/cards", {"kind": "physical", "member_id": a}, "card_number"),
+        "number:replace": made("/v1/cards", {"kind": "virtual", "member_id": a}, "card_number"),
         "program_id": "demo",
     }
     return {**stack, "ids": ids}
@@ -150,6 +154,10 @@ def test_the_document_is_valid_openapi_and_errors_are_problems() -> None:
         ("post", "/v1/members/{member_id}/adjustments"),
         ("post", "/v1/members/{member_id}/transfers"),
         ("post", "/v1/keys"),
+        ("post", "/v1/cards"),
+        ("post", "/v1/cards/{number}/purchases"),
+        ("post", "/v1/cards/{number}/redemptions"),
+        ("post", "/v1/cards/{number}/replace"),
     }
     operations = [(method, path, op) for path, ops in document["paths"].items() for method, op in ops.items()]
     assert len(operations) == len(ROUTE_PERMISSIONS)  # every route but the document itself

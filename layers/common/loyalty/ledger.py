@@ -673,8 +673,17 @@ class Ledger:
         return self._retrying(attempt)
 
     def transfer(
-        self, actor: Actor, member_id: str, *, transfer_id: str, to_member_id: str, points: int
+        self,
+        actor: Actor,
+        member_id: str,
+        *,
+        transfer_id: str,
+        to_member_id: str,
+        points: int,
+        card_handover: bool = False,
     ) -> dict[str, Any]:
+        """Move points to another member. ``card_handover``: the points go with a card handed to
+        that member (``loyalty.cards``), which the program allows by ``allow_card_handover``."""
         tenant = actor.tenant_id
         wanted = fingerprint(to=to_member_id, points=points)
         if to_member_id == member_id:
@@ -687,7 +696,9 @@ class Ledger:
                 return _replay(snapshot.guard.result, snapshot.guard.fingerprint, wanted, f"Transfer {transfer_id!r}")
             _, target = self._load(tenant, to_member_id)
             program = self._program(tenant, source.program_id)
-            if not program.allow_transfers:
+            if card_handover and not program.allow_card_handover:
+                raise Conflict("This member's program does not allow handing a card to another member.")
+            if not card_handover and not program.allow_transfers:
                 raise Conflict("This member's program does not allow transferring points.", field="points")
             if not 0 < points <= MAX_POINTS:
                 raise InvalidRequest(f"points must be between 1 and {MAX_POINTS}.", field="points")

@@ -66,7 +66,7 @@ ERRORS: dict[int, tuple[str, str]] = {
 EVERY_OPERATION = (400, 401, 403, 413, 415, 429, 503)
 
 # Beyond an id in the path: operations whose body names something that may not exist.
-CAN_BE_NOT_FOUND = {("POST", "/v1/members")}  # program_id
+CAN_BE_NOT_FOUND = {("POST", "/v1/members"), ("POST", "/v1/cards")}  # program_id; member_id
 # Operations the domain may refuse with a 409 (loyalty.errors.Conflict and InsufficientPoints).
 CAN_CONFLICT = {
     ("POST", "/v1/members"),
@@ -82,6 +82,12 @@ CAN_CONFLICT = {
     ("DELETE", "/v1/keys/{key_id}"),
     ("PUT", "/v1/programs/{program_id}"),
     ("PUT", "/v1/members/{member_id}/program"),
+    ("POST", "/v1/cards/{number}/link"),
+    ("POST", "/v1/cards/{number}/purchases"),
+    ("POST", "/v1/cards/{number}/redemptions"),
+    ("POST", "/v1/cards/{number}/sale"),
+    ("POST", "/v1/cards/{number}/replace"),
+    ("POST", "/v1/cards/{number}/handover"),
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {

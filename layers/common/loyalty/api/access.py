@@ -46,6 +46,14 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("GET", "/v1/programs/{program_id}/versions"): P.PROGRAMS_READ,
     ("PUT", "/v1/programs/{program_id}"): P.PROGRAMS_ADMIN,
     ("PUT", "/v1/members/{member_id}/program"): P.PROGRAMS_ADMIN,
+    ("POST", "/v1/cards"): P.CARDS_ISSUE,  # a test card needs CARDS_ADMIN too (checked by loyalty.cards)
+    ("GET", "/v1/cards/{number}"): P.MEMBERS_READ,
+    ("POST", "/v1/cards/{number}/link"): P.CARDS_ISSUE,
+    ("POST", "/v1/cards/{number}/purchases"): P.PURCHASES,
+    ("POST", "/v1/cards/{number}/redemptions"): P.REDEMPTIONS,
+    ("POST", "/v1/cards/{number}/sale"): P.CARDS_ADMIN,
+    ("POST", "/v1/cards/{number}/replace"): P.CARDS_ADMIN,
+    ("POST", "/v1/cards/{number}/handover"): P.CARDS_ADMIN,
 }
 POLICY_TTL_SECONDS = 60.0
 
