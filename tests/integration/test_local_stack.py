@@ -640,6 +640,10 @@ def test_schedules_fire_in_order_with_time_travel_across_dst(stack: dict[str, An
     assert utc(travel["now"]) >= utc("2026-03-31T12:00:00Z") and travel["drained"] is True
     assert all(entry["ok"] for entry in travel["fired"])
     fired = [(entry["at"], entry["schedule"].split(".")[1]) for entry in travel["fired"]]
+    # A Scheduler rate schedule runs at once (at the stack's start, 12:00Z): the real-time loop
+    # usually fires it before this request, but may not have yet; either way it fires once.
+    if fired[:1] == [(START, "TwiceDaily")]:
+        fired = fired[1:]
     expected = [
         ("2026-03-27T00:00:00Z", "TwiceDaily"),  # rate(12 hours) from the start, 12:00Z
         ("2026-03-27T01:00:00Z", "Berlin"),  # 02:00 CET
