@@ -149,6 +149,7 @@ bench: build
 	$(PY) -m bench.coldstart
 	$(PY) -m bench.ledger_cost
 	$(PY) -m bench.api_throughput
+	$(PY) -m bench.simulate
 
 .PHONY: clean
 clean:
