@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty.api import admin, cards, ledger, members, programs
+from loyalty.api import admin, cards, ledger, members, programs, simulations
 from loyalty.api.access import access_guard
 from loyalty.api.deps import stores
 from loyalty.api.idempotency import idempotency_middleware
@@ -20,7 +20,8 @@ metrics = Metrics()
 # The admin routes run in AdminFunction; they are named here only so that /v1/openapi.json
 # describes the whole API in one document.
 app = build_resolver(
-    [members.router, ledger.router, cards.router], documented_elsewhere=[admin.router, programs.router]
+    [members.router, ledger.router, cards.router],
+    documented_elsewhere=[admin.router, programs.router, simulations.router],
 )
 app.use([idempotency_middleware])
 guards = [access_guard(lambda: stores().config)]

@@ -156,6 +156,14 @@ def requests_for(victim: dict[str, Any]) -> dict[tuple[str, str], Callable[[], t
         ),
         # The member's own program: nothing moves.
         ("PUT", "/v1/members/{member_id}/program"): lambda: ("PUT", f"/v1/members/{m}/program", {"program_id": "demo"}),
+        ("POST", "/v1/simulations"): lambda: (
+            "POST",
+            "/v1/simulations",
+            {
+                "orders_csv": "member_id,order_id,date,amount\nm1,o1,2025-01-05,100000\n",
+                "program": {"name": "Sim", "currency": CURRENCY, "tiers": [{"name": "B", "threshold": 0}]},
+            },
+        ),
     }
 
 

@@ -46,6 +46,7 @@ ADMIN_PATHS = {
     "/v1/programs": {"get"},
     "/v1/programs/{program_id}": {"get", "put"},
     "/v1/programs/{program_id}/versions": {"get"},
+    "/v1/simulations": {"post"},
 }
 
 

@@ -52,11 +52,12 @@ def _document() -> dict[str, Any]:
     """``GET /v1/openapi.json`` as the API function answers it, in process: the tests are made at
     collection, before any stack runs (``test_the_served_document_is_this_one`` proves it is the
     document the stack serves)."""
-    from loyalty.api import admin, cards, ledger, members, programs
+    from loyalty.api import admin, cards, ledger, members, programs, simulations
     from loyalty.web import build_resolver
 
     app = build_resolver(
-        [members.router, ledger.router, cards.router], documented_elsewhere=[admin.router, programs.router]
+        [members.router, ledger.router, cards.router],
+        documented_elsewhere=[admin.router, programs.router, simulations.router],
     )
     event = {"httpMethod": "GET", "path": "/v1/openapi.json", "resource": "/v1/openapi.json", "headers": {}}
     answer = app.resolve({**event, "requestContext": {"requestId": "collect", "stage": "v1"}}, None)

@@ -45,6 +45,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("GET", "/v1/programs/{program_id}"): P.PROGRAMS_READ,
     ("GET", "/v1/programs/{program_id}/versions"): P.PROGRAMS_READ,
     ("PUT", "/v1/programs/{program_id}"): P.PROGRAMS_ADMIN,
+    ("POST", "/v1/simulations"): P.PROGRAMS_ADMIN,
     ("PUT", "/v1/members/{member_id}/program"): P.PROGRAMS_ADMIN,
     ("POST", "/v1/cards"): P.CARDS_ISSUE,  # a test card needs CARDS_ADMIN too (checked by loyalty.cards)
     ("GET", "/v1/cards/{number}"): P.MEMBERS_READ,
