@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty.api import admin, cards, ledger, members, programs, simulations
+from loyalty.api import cards, ledger, members
 from loyalty.api.access import access_guard
 from loyalty.api.deps import stores
 from loyalty.api.idempotency import idempotency_middleware
@@ -17,12 +17,17 @@ from loyalty.web import build_resolver, handle
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-# The admin routes run in AdminFunction; they are named here only so that /v1/openapi.json
-# describes the whole API in one document.
-app = build_resolver(
-    [members.router, ledger.router, cards.router],
-    documented_elsewhere=[admin.router, programs.router, simulations.router],
-)
+
+
+def _admin_routers() -> list[Any]:
+    """The routes AdminFunction serves, named here only so that /v1/openapi.json describes the
+    whole API in one document; imported when the document is first asked for, not at cold start."""
+    from loyalty.api import admin, programs, simulations
+
+    return [admin.router, programs.router, simulations.router]
+
+
+app = build_resolver([members.router, ledger.router, cards.router], documented_elsewhere=_admin_routers)
 app.use([idempotency_middleware])
 guards = [access_guard(lambda: stores().config)]
 

@@ -15,8 +15,10 @@ use that shared stack (the ``api`` fixture) and check that nothing was written.
 from __future__ import annotations
 
 import json
+import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from loyalty.api.access import ROUTE_PERMISSIONS
+from tests.support.functions import load_app
 
 from .conftest import CURRENCY, PROBLEM_JSON, TIMEOUT, Api, new_id
 
@@ -52,13 +55,10 @@ def _document() -> dict[str, Any]:
     """``GET /v1/openapi.json`` as the API function answers it, in process: the tests are made at
     collection, before any stack runs (``test_the_served_document_is_this_one`` proves it is the
     document the stack serves)."""
-    from loyalty.api import admin, cards, ledger, members, programs, simulations
-    from loyalty.web import build_resolver
-
-    app = build_resolver(
-        [members.router, ledger.router, cards.router],
-        documented_elsewhere=[admin.router, programs.router, simulations.router],
-    )
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Loyalty")
+    api_function = Path(__file__).resolve().parents[2] / "functions" / "api" / "app.py"
+    app = load_app(api_function).app  # the API function's own resolver, not a copy of its routers
     event = {"httpMethod": "GET", "path": "/v1/openapi.json", "resource": "/v1/openapi.json", "headers": {}}
     answer = app.resolve({**event, "requestContext": {"requestId": "collect", "stage": "v1"}}, None)
     assert answer["statusCode"] == 200, answer

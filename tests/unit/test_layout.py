@@ -8,17 +8,14 @@ added to pyproject but not to the layer works in every test and fails in Lambda)
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
-import sys
 import tomllib
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from packaging.requirements import Requirement
 
 from scripts import samtemplate
+from tests.support.functions import load_app
 
 ROOT = samtemplate.ROOT
 TEMPLATE = samtemplate.load(samtemplate.SOURCE_TEMPLATE)
@@ -90,20 +87,6 @@ def test_runtime_matches_every_layers_build_method() -> None:
 def test_function_environment_names_its_service(logical_id: str) -> None:
     env = FUNCTIONS[logical_id].environment
     assert env.get("POWERTOOLS_SERVICE_NAME"), f"{logical_id}: POWERTOOLS_SERVICE_NAME missing from its environment"
-
-
-def load_app(path: Path) -> ModuleType:
-    """Import a function's app.py by file path (the module name is unique; sys.path is untouched)."""
-    name = f"_layout_{path.parent.name}_app"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(name, None)
-    return module
 
 
 def template_route(method: str, path: str) -> tuple[str, str]:

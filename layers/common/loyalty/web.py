@@ -97,12 +97,13 @@ def build_resolver(
     *,
     title: str = "Loyalty engine API",
     version: str = "1.0.0",
-    documented_elsewhere: Iterable[Router] = (),
+    documented_elsewhere: Callable[[], Iterable[Router]] = tuple,
     serve_openapi: bool = True,
 ) -> APIGatewayRestResolver:
     """A resolver for ``routers``. With ``serve_openapi`` it also answers ``GET /v1/openapi.json``
-    with ONE document for the whole API: its own routes plus ``documented_elsewhere`` (routes
-    that API Gateway sends to another function)."""
+    with ONE document for the whole API: its own routes plus ``documented_elsewhere()`` (routes
+    that API Gateway sends to another function), imported only when the document is first asked
+    for, so that they cost this function's cold start nothing."""
     routers = list(routers)
     app = APIGatewayRestResolver(enable_validation=True)
     for router in routers:
@@ -153,22 +154,24 @@ def build_resolver(
         return problem(500, "internal", "Internal Server Error", "An unexpected error; it was logged.")
 
     if serve_openapi:
-        _serve_openapi(app, [*routers, *documented_elsewhere], title=title, version=version)
+        _serve_openapi(app, lambda: [*routers, *documented_elsewhere()], title=title, version=version)
     return app
 
 
-def _serve_openapi(app: APIGatewayRestResolver, routers: list[Router], *, title: str, version: str) -> None:
-    """``GET /v1/openapi.json``: Powertools' document of ``routers``, corrected by ``loyalty.openapi``
-    to say what the API really answers (201s, problem+json errors)."""
-    from loyalty import openapi  # only the served document needs it
-
+def _serve_openapi(
+    app: APIGatewayRestResolver, routers: Callable[[], list[Router]], *, title: str, version: str
+) -> None:
+    """``GET /v1/openapi.json``: Powertools' document of ``routers()``, corrected by
+    ``loyalty.openapi`` to say what the API really answers (201s, problem+json errors)."""
     document: list[str] = []  # rendered once per cold start, on first request
 
     @app.get("/v1/openapi.json", include_in_schema=False)
     def _openapi():  # type: ignore[no-untyped-def]  # unannotated: not part of the schema
         if not document:
+            from loyalty import openapi  # only the served document needs it
+
             whole = APIGatewayRestResolver(enable_validation=True)
-            for router in routers:
+            for router in routers():
                 whole.include_router(router)
             generated = whole.get_openapi_json_schema(
                 title=title,

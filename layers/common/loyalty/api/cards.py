@@ -27,6 +27,7 @@ from loyalty.api.schemas import (
     RedemptionOut,
     Request,
     SpendRequest,
+    aware,
 )
 from loyalty.cards import Cards
 from loyalty.settings import settings
@@ -77,12 +78,7 @@ class SaleRequest(Request):
     currency: str = CurrencyCode
     sold_at: datetime | None = Field(default=None, strict=False, description="RFC 3339; defaults to now.")
 
-    @field_validator("sold_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a time zone, e.g. 2026-11-23T10:00:00Z")
-        return value
+    _aware = field_validator("sold_at")(aware)
 
 
 class HandoverRequest(Request):

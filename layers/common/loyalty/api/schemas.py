@@ -17,6 +17,13 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$"
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")
 
 
+def aware(value: datetime | None) -> datetime | None:
+    """An instant must say its offset: a naive one is refused, never guessed."""
+    if value is not None and value.tzinfo is None:
+        raise ValueError("must carry a time zone, e.g. 2026-11-23T10:00:00Z")
+    return value
+
+
 class Request(BaseModel):
     # strict: JSON types as sent; "100", 100.0 or true is not an amount, "yes" is not a boolean.
     # Dates and instants arrive as JSON strings, so their fields opt out (strict=False).
@@ -147,12 +154,7 @@ class PurchaseRequest(Request):
     currency: str = CurrencyCode
     occurred_at: datetime | None = Field(default=None, strict=False, description="RFC 3339; defaults to now.")
 
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a time zone, e.g. 2026-11-23T10:00:00Z")
-        return value
+    _aware = field_validator("occurred_at")(aware)
 
 
 class PurchaseOut(BaseModel):

@@ -76,15 +76,7 @@ def put_item(table: str, tenant_id: str, audit: AuditRecord) -> dict[str, Any]:
     return {"Put": put}
 
 
-class AuditStore:
-    def __init__(self, table: str, client: Any | None = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamo.client()
-
+class AuditStore(dynamo.Store):
     def list(
         self,
         tenant_id: str,

@@ -116,15 +116,7 @@ def _card(item: dict[str, Any]) -> Card:
     )
 
 
-class CardStore:
-    def __init__(self, table: str, client: Any | None = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamo.client()
-
+class CardStore(dynamo.Store):
     def get(self, tenant_id: str, number: str) -> Card | None:
         response = self.client.get_item(
             TableName=self.table,

@@ -43,15 +43,7 @@ def _program_head(item: dict[str, Any]) -> ProgramHead:
     return ProgramHead(item["program_id"], int(item["latest_version"]), versions)
 
 
-class ConfigStore:
-    def __init__(self, table: str, client: Any | None = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamo.client()
-
+class ConfigStore(dynamo.Store):
     # --------------------------------------------------------------- API keys
     # Each key is two items written together: ``KEY#<hash>`` (what the authorizer looks up, by the
     # hash of the presented key) and ``T#<tenant>`` / ``K#<key id>`` (the tenant's list of its keys,
@@ -78,7 +70,7 @@ class ConfigStore:
         )
 
     def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
-        items = self._query_all(keys.tenant_pk(tenant_id), "K#")
+        items = self.query_all(keys.tenant_pk(tenant_id), "K#")
         return sorted((_api_key(item) for item in items), key=lambda key: (key.created_at, key.key_id))
 
     def tenant_api_key(self, tenant_id: str, key_id: str) -> tuple[ApiKey, str] | None:
@@ -137,22 +129,6 @@ class ConfigStore:
             TransactItems=[{"Put": {"TableName": self.table, "Item": dynamo.marshal(item)}}, *also]
         )
 
-    def _query_all(self, pk: str, prefix: str, *, consistent: bool = False) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
-            "ExpressionAttributeValues": dynamo.values({":pk": pk, ":p": prefix}),
-        }
-        if consistent:
-            kwargs["ConsistentRead"] = True
-        items: list[dict[str, Any]] = []
-        while True:  # every page, not just the first
-            page = self.client.query(**kwargs)
-            items += [dynamo.unmarshal(item) for item in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
     # --------------------------------------------------------------- tenants
     def put_tenant(self, tenant_id: str, *, default_program_id: str, name: str) -> None:
         item = {
@@ -199,7 +175,7 @@ class ConfigStore:
         return current.program if current else None
 
     def program_heads(self, tenant_id: str) -> list[ProgramHead]:
-        items = self._query_all(keys.tenant_pk(tenant_id), "P#", consistent=True)
+        items = self.query_all(keys.tenant_pk(tenant_id), "P#", consistent=True)
         return sorted((_program_head(item) for item in items), key=lambda head: head.program_id)
 
     def list_programs(self, tenant_id: str) -> list[Program]:
@@ -213,7 +189,7 @@ class ConfigStore:
         head = self.program_head(tenant_id, program_id)
         if head is None:
             return None
-        items = self._query_all(keys.tenant_pk(tenant_id), keys.program_version_sk(program_id), consistent=True)
+        items = self.query_all(keys.tenant_pk(tenant_id), keys.program_version_sk(program_id), consistent=True)
         stored = {version.version: version for version in head.versions if head.legacy}
         stored.update((int(item["version"]), ProgramVersion.model_validate_json(item["doc"])) for item in items)
         return [stored[number] for number in sorted(stored)]

@@ -57,6 +57,37 @@ def client() -> Any:
     return boto3.client("dynamodb", config=CLIENT_CONFIG)
 
 
+class Store:
+    """A store on one table. Its client is the one given (tests pass theirs) or this process's,
+    made on first use."""
+
+    def __init__(self, table: str, client: Any | None = None) -> None:
+        self.table = table
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or client()
+
+    def query_all(self, pk: str, prefix: str, *, consistent: bool = False) -> list[dict[str, Any]]:
+        """Every item of partition ``pk`` whose sort key starts with ``prefix``, every page of it
+        (a balance is never summed from a first page only), unmarshalled."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": values({":pk": pk, ":prefix": prefix}),
+        }
+        if consistent:
+            kwargs["ConsistentRead"] = True
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.client.query(**kwargs)
+            items += [unmarshal(raw) for raw in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def marshal(item: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _serializer.serialize(value) for key, value in item.items() if value is not None}
 

@@ -22,15 +22,7 @@ class StoredResponse:
     content_type: str
 
 
-class IdempotencyStore:
-    def __init__(self, table: str, client: Any | None = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamo.client()
-
+class IdempotencyStore(dynamo.Store):
     def _key(self, tenant_id: str, key: str) -> dict[str, Any]:
         return dynamo.marshal({"pk": f"{keys.tenant_pk(tenant_id)}#{keys.idempotency_key_sk(key)}", "sk": "IK"})
 

@@ -44,15 +44,7 @@ def _member_from_item(item: dict[str, Any]) -> Member:
     )
 
 
-class MemberStore:
-    def __init__(self, table: str, client: Any | None = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamo.client()
-
+class MemberStore(dynamo.Store):
     def get_member(self, tenant_id: str, member_id: str) -> Member | None:
         response = self.client.get_item(
             TableName=self.table,
@@ -206,11 +198,8 @@ class Snapshot:
     order: Order | None = None
 
 
-class LedgerReader:
+class LedgerReader(dynamo.Store):
     """Reads for the ledger service (mixed into LedgerStore)."""
-
-    table: str
-    client: Any
 
     def snapshot(
         self, tenant_id: str, member_id: str, *, guard: tuple[str, str] | None = None, order_id: str | None = None
@@ -240,7 +229,7 @@ class LedgerReader:
     def lots(self, tenant_id: str, member_id: str) -> list[Lot]:
         return [
             Lot(burn_date=item["burn_date"], remaining=int(item["remaining"]))
-            for item in self._query_all(keys.member_pk(tenant_id, member_id), "L#")
+            for item in self.query_all(keys.member_pk(tenant_id, member_id), "L#", consistent=True)
         ]
 
     def lot(self, tenant_id: str, member_id: str, burn_date: str) -> list[Lot]:
@@ -289,22 +278,8 @@ class LedgerReader:
         return entries, next_seq
 
     def all_entries(self, tenant_id: str, member_id: str) -> list[Entry]:
-        return [_entry_from_item(i) for i in self._query_all(keys.member_pk(tenant_id, member_id), "E#")]
-
-    def _query_all(self, pk: str, prefix: str) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": dynamo.values({":pk": pk, ":prefix": prefix}),
-            "ConsistentRead": True,
-        }
-        items: list[dict[str, Any]] = []
-        while True:  # every page: a balance is never summed from the first page only
-            page = self.client.query(**kwargs)
-            items += [dynamo.unmarshal(raw) for raw in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = self.query_all(keys.member_pk(tenant_id, member_id), "E#", consistent=True)
+        return [_entry_from_item(item) for item in items]
 
 
 def _entry_from_item(item: dict[str, Any]) -> Entry:
