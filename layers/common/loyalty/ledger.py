@@ -17,7 +17,7 @@ import base64
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -158,6 +158,18 @@ class _Draft:
             uow.change_lot(self.account, self.lots.get(date), date, remaining)
 
 
+@dataclass(frozen=True)
+class Grant:
+    """A one-off bonus for ``Ledger.grant``: ``kind`` is the entry type and the guard's kind,
+    ``key`` the business key that makes it happen once (the year of a birthday, a referee's id)."""
+
+    member_id: str
+    kind: str
+    key: str
+    points: int
+    details: dict[str, Any] | None = None
+
+
 def _retried(read: Callable[..., T]) -> Callable[..., T]:
     """A read runs again, whole, after a transient store error, as every write does (503 at the end)."""
 
@@ -220,7 +232,10 @@ class Ledger:
         amount: int,
         currency_code: str,
         occurred_at: datetime | None,
+        extra_details: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """``extra_details``: more facts for the accrual entry's details (e.g. the company
+        manager who bought, when the points go to the company)."""
         tenant = actor.tenant_id
         wanted = fingerprint(amount=amount, currency=currency_code)
 
@@ -246,7 +261,12 @@ class Ledger:
             draft = _Draft.start(account, self.store.lot(tenant, member_id, burn), now)
             entry_id = keys.stable_id("ent", tenant, member_id, "purchase", order_id)
             draft.credit(burn, points)
-            details: dict[str, Any] = {"amount": amount, "currency": currency_code, "tier": tier.name}
+            details: dict[str, Any] = {
+                **(extra_details or {}),
+                "amount": amount,
+                "currency": currency_code,
+                "tier": tier.name,
+            }
             if not qualifying:
                 details["below_min_order_amount"] = program.min_order_amount
             draft.entry(
@@ -767,6 +787,69 @@ class Ledger:
             )
             _commit(uow)
             return result
+
+        return self._retrying(attempt)
+
+    # ------------------------------------------------------------------- one-off bonuses
+    def grant(
+        self, actor: Actor, grants: Sequence[Grant], *, also_set: dict[str, dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """Credit one-off bonuses (birthday, referral, ...) in ONE transaction, each on its member
+        with an entry of type ``kind``, a lot at the member's program's burn date and a permanent
+        guard ``kind#key``: the same grant again answers the first results and credits nothing.
+        ``also_set``: attributes to set on a member's item in the same transaction (by member id).
+        Grants of 0 points are skipped; at most one grant per member."""
+        tenant = actor.tenant_id
+        grants = [g for g in grants if g.points > 0]
+        if len({g.member_id for g in grants}) != len(grants):
+            raise ValueError("one grant per member in a transaction")
+        for g in grants:
+            if g.points > MAX_POINTS:
+                raise InvalidRequest(f"a bonus is at most {MAX_POINTS} points.", field="points")
+        wanted = [fingerprint(kind=g.kind, key=g.key, points=g.points) for g in grants]
+
+        def attempt() -> list[dict[str, Any]]:
+            now = clock.now()
+            created = clock.isoformat(now)
+            loaded = [self._load(tenant, g.member_id, guard=(g.kind, g.key)) for g in grants]
+            if loaded and all(snapshot.guard for snapshot, _ in loaded):
+                return [
+                    _replay(snapshot.guard.result, snapshot.guard.fingerprint, fp, f"{g.kind} {g.key!r}")
+                    for (snapshot, _), g, fp in zip(loaded, grants, wanted, strict=True)
+                ]
+            if any(snapshot.guard for snapshot, _ in loaded):  # pragma: no cover - written together
+                raise Conflict("Part of this grant was recorded with another; use new keys.")
+            uow = self.store.unit_of_work()
+            results = []
+            for g, (_, account), fp in zip(grants, loaded, wanted, strict=True):
+                program = self._program(tenant, account.program_id)
+                burn = rules.burn_date(program, now).isoformat()
+                draft = _Draft.start(account, self.store.lot(tenant, g.member_id, burn), now)
+                draft.credit(burn, g.points)
+                entry_id = keys.stable_id("ent", tenant, g.member_id, g.kind, g.key)
+                draft.entry(
+                    entry_id=entry_id,
+                    type=g.kind,
+                    points=g.points,
+                    created_at=created,
+                    actor=_actor(actor),
+                    burn_date=burn,
+                    ref=g.key,
+                    details=g.details,
+                )
+                result = {
+                    "member_id": g.member_id,
+                    "entry_id": entry_id,
+                    "type": g.kind,
+                    "points": g.points,
+                    "balance": draft.balance,
+                    "burn_date": burn,
+                }
+                draft.write(uow, earned=g.points, also_set=(also_set or {}).get(g.member_id))
+                uow.put_guard(account, g.kind, g.key, fp, result, created)
+                results.append(result)
+            _commit(uow)
+            return results
 
         return self._retrying(attempt)
 

@@ -149,6 +149,8 @@ def _account_from_item(item: dict[str, Any]) -> Account:
         tier=item["tier"],
         lot_debt=int(item.get("lot_debt", 0)),
         holds=holds,
+        referred_by=item.get("referred_by"),
+        referral_state=item.get("referral_state"),
     )
 
 
@@ -356,7 +358,9 @@ class UnitOfWork:
         spend: int = 0,
         purchases: int = 0,
         tier: str | None = None,
+        also_set: dict[str, Any] | None = None,
     ) -> None:
+        """``also_set``: more attributes of the member item to set in the same update."""
         sets = [
             "balance = :b",
             "seq = :s",
@@ -381,11 +385,16 @@ class UnitOfWork:
             if value:
                 adds.append(f"{name} :{name}")
                 vals[f":{name}"] = value
+        names = {}
+        for i, (name, value) in enumerate(sorted((also_set or {}).items())):
+            names[f"#x{i}"] = name
+            vals[f":x{i}"] = value
+            sets.append(f"#x{i} = :x{i}")
         expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
         self._update(
             {"pk": keys.member_pk(account.tenant_id, account.member_id), "sk": keys.MEMBER_SK},
             expression,
-            None,
+            names or None,
             vals,
             "version = :v0",
         )

@@ -33,6 +33,8 @@ class Account:
     tier: str
     lot_debt: int
     holds: tuple[OpenHold, ...]
+    referred_by: str | None = None  # the referrer's member id, fixed at enrolment
+    referral_state: str | None = None  # pending (bonuses due after the first qualifying purchase) | paid
 
     def held(self, now: datetime) -> int:
         return sum(hold.points for hold in self.holds if hold.live(now))
