@@ -70,3 +70,29 @@ def stable_id(prefix: str, *parts: str, length: int = 20) -> str:
     """A deterministic id from business keys: the same request always names the same thing."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:length]
     return f"{prefix}_{digest}"
+
+
+# ------------------------------------------------------------------ the sparse index gsi1
+# gsi1 (KEYS_ONLY) indexes only items that carry gsi1pk: small marker items in a member's partition
+# (``IDX#...``) and, later, lots by burn date. A job finds what is due on a day by querying
+# ``<KIND>#<day>#<shard>`` for each shard: its cost follows what is due, never the table's size.
+DUE_SHARDS = 16
+BIRTHDAY_SK = "IDX#BDAY"
+
+
+def due_shard(*parts: str) -> int:
+    """Which of the DUE_SHARDS partitions of gsi1 an item goes to (stable, evenly spread)."""
+    return int(hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:8], 16) % DUE_SHARDS
+
+
+def birthday_gsi1pk(month_day: str, shard: int) -> str:
+    """Members whose birthday is ``month_day`` (``MM-DD``), one shard of them."""
+    return f"BDAY#{month_day}#{shard:02d}"
+
+
+def referral_pk(tenant_id: str, code: str) -> str:
+    """The lookup item of a referral code (its member id)."""
+    return f"T#{tenant_id}#REF#{code}"
+
+
+REFERRAL_SK = "REF"
