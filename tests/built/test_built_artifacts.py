@@ -169,10 +169,19 @@ def admin_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
     return {"post_key.json", "get_keys.json", "get_audit.json", "get_access.json", "get_programs.json"}
 
 
+def events_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    # A stream record of a member the stack does not have: nothing is due, nothing fails.
+    outcome = run("EventsFunction", "referral_pending.json")
+    assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
+    assert outcome.result == {"batchItemFailures": []}
+    return {"referral_pending.json"}
+
+
 SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str]]] = {
     "ApiFunction": api_scenario,
     "AuthorizerFunction": authorizer_scenario,
     "AdminFunction": admin_scenario,
+    "EventsFunction": events_scenario,
 }
 
 

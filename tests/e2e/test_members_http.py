@@ -104,6 +104,8 @@ def test_enrol_is_idempotent_and_conflicts_on_other_data(api: Api) -> None:
             "message": "spend 50 000.00 RUB more to reach Gold",
         },
         "erased_at": None,
+        "referral_code": created["referral_code"],
+        "referred_by": None,
     }
     assert created["enrolled_at"].endswith("Z")
 

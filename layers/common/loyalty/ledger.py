@@ -798,9 +798,11 @@ class Ledger:
         with an entry of type ``kind``, a lot at the member's program's burn date and a permanent
         guard ``kind#key``: the same grant again answers the first results and credits nothing.
         ``also_set``: attributes to set on a member's item in the same transaction (by member id).
-        Grants of 0 points are skipped; at most one grant per member."""
+        A 0-point grant writes nothing but its member's ``also_set``; one grant per member."""
         tenant = actor.tenant_id
-        grants = [g for g in grants if g.points > 0]
+        also_set = also_set or {}
+        # A 0-point grant credits nothing; it stays only to carry its member's ``also_set``.
+        grants = [g for g in grants if g.points > 0 or g.member_id in also_set]
         if len({g.member_id for g in grants}) != len(grants):
             raise ValueError("one grant per member in a transaction")
         for g in grants:
@@ -811,17 +813,23 @@ class Ledger:
         def attempt() -> list[dict[str, Any]]:
             now = clock.now()
             created = clock.isoformat(now)
-            loaded = [self._load(tenant, g.member_id, guard=(g.kind, g.key)) for g in grants]
-            if loaded and all(snapshot.guard for snapshot, _ in loaded):
+            loaded = [self._load(tenant, g.member_id, guard=(g.kind, g.key) if g.points else None) for g in grants]
+            credits = [
+                (g, snapshot, fp) for g, (snapshot, _), fp in zip(grants, loaded, wanted, strict=True) if g.points
+            ]
+            if credits and all(snapshot.guard for _, snapshot, _ in credits):
                 return [
                     _replay(snapshot.guard.result, snapshot.guard.fingerprint, fp, f"{g.kind} {g.key!r}")
-                    for (snapshot, _), g, fp in zip(loaded, grants, wanted, strict=True)
+                    for g, snapshot, fp in credits
                 ]
-            if any(snapshot.guard for snapshot, _ in loaded):  # pragma: no cover - written together
+            if any(snapshot.guard for _, snapshot, _ in credits):  # pragma: no cover - written together
                 raise Conflict("Part of this grant was recorded with another; use new keys.")
             uow = self.store.unit_of_work()
             results = []
             for g, (_, account), fp in zip(grants, loaded, wanted, strict=True):
+                if not g.points:
+                    _Draft.start(account, [], now).write(uow, also_set=also_set[g.member_id])
+                    continue
                 program = self._program(tenant, account.program_id)
                 burn = rules.burn_date(program, now).isoformat()
                 draft = _Draft.start(account, self.store.lot(tenant, g.member_id, burn), now)
@@ -845,7 +853,7 @@ class Ledger:
                     "balance": draft.balance,
                     "burn_date": burn,
                 }
-                draft.write(uow, earned=g.points, also_set=(also_set or {}).get(g.member_id))
+                draft.write(uow, earned=g.points, also_set=also_set.get(g.member_id))
                 uow.put_guard(account, g.kind, g.key, fp, result, created)
                 results.append(result)
             _commit(uow)

@@ -122,6 +122,8 @@ class Member(Frozen):
     tier: str
     erased_at: datetime | None = None
     enrolled_by: dict[str, str] | None = None  # the API key (id and role) that enrolled the member
+    referral_code: str = ""  # the member's own code, to share
+    referred_by: str | None = None  # the referrer's member id, fixed at enrolment
 
 
 class Role(StrEnum):

@@ -42,7 +42,9 @@ def enrol(body: EnrolRequest) -> Response[MemberOut]:
         consents=Consents(**body.consents.model_dump()),
         program_id=body.program_id or "",
     )
-    member, created = members.enrol(stores(), actor.tenant_id, body.member_id, profile, actor=actor)
+    member, created = members.enrol(
+        stores(), actor.tenant_id, body.member_id, profile, actor=actor, referral_code=body.referral_code
+    )
     view = ledger().balance_view(actor.tenant_id, body.member_id)  # the same view GET answers
     return json_response(201 if created else 200, MemberOut.of(member, view))
 

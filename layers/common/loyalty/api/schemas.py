@@ -44,6 +44,14 @@ class EnrolRequest(Request):
     birthday: date | None = Field(default=None, strict=False, description="YYYY-MM-DD.")
     consents: ConsentsIn = ConsentsIn()
     program_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    referral_code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=24,
+        description="The code of the member who brought this one (their `referral_code`). Both get the "
+        "program's referral bonuses after this member's first qualifying purchase.",
+        examples=["K7M2Q9XR4T"],
+    )
 
     @field_validator("email")
     @classmethod
@@ -104,6 +112,8 @@ class MemberOut(BaseModel):
     next_expiry: ExpiryOut | None = None
     tier_progress: TierProgressOut | None = None
     erased_at: str | None = Field(default=None, description="Set once the member's personal data was erased.")
+    referral_code: str = Field(description="The member's own code to share: a newcomer enrolling with it is referred.")
+    referred_by: str | None = Field(default=None, description="The member id of the referrer, if any.")
 
     @classmethod
     def of(cls, member: Member, view: dict | None = None) -> MemberOut:
@@ -124,6 +134,8 @@ class MemberOut(BaseModel):
             available=member.balance.available,
             lifetime_earned=member.balance.lifetime_earned,
             erased_at=clock.isoformat(member.erased_at) if member.erased_at else None,
+            referral_code=member.referral_code,
+            referred_by=member.referred_by,
         ).model_copy(update=cls._ledger_view(view))
 
     @staticmethod

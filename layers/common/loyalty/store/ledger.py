@@ -41,6 +41,8 @@ def _member_from_item(item: dict[str, Any]) -> Member:
         ),
         lifetime_spend=int(item.get("lifetime_spend", 0)),
         tier=item["tier"],
+        referral_code=item.get("referral_code") or "",
+        referred_by=item.get("referred_by"),
     )
 
 
@@ -55,11 +57,16 @@ class MemberStore(dynamo.Store):
             return None
         return _member_from_item(dynamo.unmarshal(response["Item"]))
 
-    def create_member(self, member: Member) -> Member | None:
-        """Write a new member; ``None`` if one with this id exists already (nothing is changed)."""
+    def create_member(self, member: Member, *, welcome: Entry | None = None) -> str:
+        """Write a new member in ONE transaction: the member (with its referral code), the code's
+        lookup item, the birthday marker (gsi1) and, with ``welcome``, the welcome bonus entry and
+        its lot. Answers ``created``; ``exists`` if a member with this id exists already, or
+        ``code_taken`` if another member holds ``member.referral_code`` (nothing is written)."""
         profile = member.profile.model_dump(mode="json", exclude={"program_id"})
+        pk = keys.member_pk(member.tenant_id, member.member_id)
+        points = welcome.points if welcome else 0
         item = {
-            "pk": keys.member_pk(member.tenant_id, member.member_id),
+            "pk": pk,
             "sk": keys.MEMBER_SK,
             "tenant_id": member.tenant_id,
             "member_id": member.member_id,
@@ -67,24 +74,52 @@ class MemberStore(dynamo.Store):
             "profile": json.dumps(profile, sort_keys=True),
             "enrolled_at": member.enrolled_at.isoformat(),
             "tier": member.tier,
-            "balance": 0,
+            "balance": points,
             "held": 0,
-            "lifetime_earned": 0,
+            "lifetime_earned": points,
             "lifetime_spend": 0,
+            "seq": 1 if welcome else 0,
             "version": 0,
             "enrolled_by": member.enrolled_by,
+            "referral_code": member.referral_code,
+            "referred_by": member.referred_by,
+            "referral_state": "pending" if member.referred_by else None,
         }
+        uow = UnitOfWork(self.table, self.client)
+        uow._put(item)
+        uow._put(
+            {
+                "pk": keys.referral_pk(member.tenant_id, member.referral_code),
+                "sk": keys.REFERRAL_SK,
+                "member_id": member.member_id,
+            }
+        )
+        birthday = member.profile.birthday
+        if birthday is not None:
+            uow._put(birthday_marker(member.tenant_id, member.member_id, birthday), condition=None)
+        if welcome is not None:
+            account = _account_from_item(item)
+            uow.put_entry(account, 1, welcome)
+            uow.change_lot(account, None, welcome.burn_date or "", welcome.points)
         try:
-            self.client.put_item(
-                TableName=self.table,
-                Item=dynamo.marshal(item),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+            uow.commit()
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None
+            reasons = dynamo.cancellation_codes(error)
+            if reasons[:1] == ["ConditionalCheckFailed"]:
+                return "exists"
+            if reasons[1:2] == ["ConditionalCheckFailed"]:
+                return "code_taken"
             raise
-        return member
+        return "created"
+
+    def referral_owner(self, tenant_id: str, code: str) -> str | None:
+        """The member id that holds a referral code, or None."""
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=dynamo.marshal({"pk": keys.referral_pk(tenant_id, code), "sk": keys.REFERRAL_SK}),
+            ConsistentRead=True,
+        )
+        return dynamo.unmarshal(response["Item"])["member_id"] if "Item" in response else None
 
     def erase_member(self, tenant_id: str, member_id: str, erased_at: str, also: Sequence[dict[str, Any]] = ()) -> None:
         """Replace the member's profile with an anonymous one (no contacts, no birthday, no
@@ -99,7 +134,11 @@ class MemberStore(dynamo.Store):
                 {":p": json.dumps(ERASED_PROFILE, sort_keys=True), ":at": erased_at}
             ),
         }
-        self.client.transact_write_items(TransactItems=[{"Update": update}, *also])
+        marker = {
+            "TableName": self.table,
+            "Key": dynamo.marshal({"pk": keys.member_pk(tenant_id, member_id), "sk": keys.BIRTHDAY_SK}),
+        }
+        self.client.transact_write_items(TransactItems=[{"Update": update}, {"Delete": marker}, *also])
 
     def change_program(
         self,
@@ -126,6 +165,19 @@ class MemberStore(dynamo.Store):
             ),
         }
         self.client.transact_write_items(TransactItems=[{"Update": update}, *also])
+
+
+def birthday_marker(tenant_id: str, member_id: str, birthday: date) -> dict[str, Any]:
+    """The gsi1 item that lists a member under its birthday (month and day), for the birthday job."""
+    pk = keys.member_pk(tenant_id, member_id)
+    return {
+        "pk": pk,
+        "sk": keys.BIRTHDAY_SK,
+        "gsi1pk": keys.birthday_gsi1pk(birthday.strftime("%m-%d"), keys.due_shard(tenant_id, member_id)),
+        "gsi1sk": pk,
+        "tenant_id": tenant_id,
+        "member_id": member_id,
+    }
 
 
 ERASED_PROFILE = {"locale": "en", "time_zone": "UTC", "consents": {"marketing": False, "bonus_notices": False}}
