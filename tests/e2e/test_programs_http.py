@@ -248,6 +248,14 @@ TIERS_NOT_RISING = [
         pytest.param(body(min_order_amount=-1), "min_order_amount", id="min-order-negative"),
         pytest.param(body(lifetime_days=0), "lifetime_days", id="lifetime-zero"),
         pytest.param(body(tiers=[]), "tiers", id="no-tiers"),
+        pytest.param(body(reminder_days=[30, 30]), "reminder_days", id="reminder-twice"),
+        pytest.param(body(reminder_days=[0]), "reminder_days", id="reminder-zero"),
+        pytest.param(body(burn_policy="never"), "burn_policy", id="burn-policy-unknown"),
+        pytest.param(body(activity_events=["login"]), "activity_events[0]", id="activity-unknown"),
+        pytest.param(
+            body(burn_policy="inactivity", round_to_month_end=True), "round_to_month_end", id="rounding-inactivity"
+        ),
+        pytest.param(body(burn_policy="inactivity", activity_events=[]), "activity_events", id="no-activity"),
         pytest.param(body(effective_from="2020-01-01T00:00:00Z"), "effective_from", id="effective-in-the-past"),
         pytest.param(body(effective_from="2030-01-01T00:00:00"), "effective_from", id="effective-without-zone"),
         pytest.param(body(effective_from="2099-01-01T00:00:00Z"), "effective_from", id="effective-too-far"),

@@ -44,6 +44,40 @@ class LeavingManagerPoints(StrEnum):
     BURN = "burn"
 
 
+class BurnPolicy(StrEnum):
+    FIXED_LIFETIME = "fixed_lifetime"  # each accrual burns its lifetime after it was earned
+    INACTIVITY = "inactivity"  # every point burns inactivity_months after the member's last activity
+
+
+class ActivityEvent(StrEnum):
+    """What counts as a member's activity under the inactivity burn policy."""
+
+    PURCHASE = "purchase"
+    REDEMPTION = "redemption"
+    CARD_PRESENTED = "card_presented"
+
+
+MAX_REMINDERS = 5
+MAX_REMINDER_DAYS = 366
+
+
+def check_reminder_days(days: tuple[int, ...]) -> tuple[int, ...]:
+    """Distinct positive day counts, at most MAX_REMINDERS, each up to MAX_REMINDER_DAYS."""
+    if len(set(days)) != len(days):
+        raise ValueError("must not name a day twice")
+    if any(not 1 <= day <= MAX_REMINDER_DAYS for day in days):
+        raise ValueError(f"each must be between 1 and {MAX_REMINDER_DAYS} days")
+    if len(days) > MAX_REMINDERS:
+        raise ValueError(f"at most {MAX_REMINDERS} reminders")
+    return tuple(sorted(days, reverse=True))
+
+
+def check_activity_events(events: tuple[ActivityEvent, ...]) -> tuple[ActivityEvent, ...]:
+    if len(set(events)) != len(events):
+        raise ValueError("must not name an event twice")
+    return events
+
+
 class Program(Frozen):
     """A loyalty program. Fields past ``allow_transfers`` are stored and validated; the rules that
     use them come with the programs issue (tiers by basis, bonuses, cards, company customers)."""
@@ -70,6 +104,29 @@ class Program(Frozen):
     company_bonus_owner: BonusOwner = BonusOwner.COMPANY
     leaving_manager_points: LeavingManagerPoints = LeavingManagerPoints.STAY_WITH_COMPANY
     active: bool = True
+    # Burning (loyalty.burning): fixed_lifetime burns each accrual lifetime_months (else
+    # lifetime_days) after it was earned, at the end of that month with round_to_month_end;
+    # inactivity burns every point inactivity_months after the last of the activity_events.
+    burn_policy: BurnPolicy = BurnPolicy.FIXED_LIFETIME
+    lifetime_months: int | None = Field(default=None, ge=1, le=120)
+    round_to_month_end: bool = False
+    inactivity_months: int = Field(default=6, ge=1, le=120)
+    activity_events: tuple[ActivityEvent, ...] = (
+        ActivityEvent.PURCHASE,
+        ActivityEvent.REDEMPTION,
+        ActivityEvent.CARD_PRESENTED,
+    )
+    reminder_days: tuple[int, ...] = (30,)  # days before a burn that a due notice is recorded
+
+    @field_validator("reminder_days")
+    @classmethod
+    def _reminders(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return check_reminder_days(value)
+
+    @field_validator("activity_events")
+    @classmethod
+    def _activity(cls, value: tuple[ActivityEvent, ...]) -> tuple[ActivityEvent, ...]:
+        return check_activity_events(value)
 
     @model_validator(mode="after")
     def _tiers_rise(self) -> Program:

@@ -22,7 +22,7 @@ from loyalty import clock, currency, rules
 from loyalty.errors import Conflict, InvalidRequest, NotFound
 from loyalty.members import Stores
 from loyalty.members import get as get_member
-from loyalty.models import Actor, Member, Program, TierBasis, TierDowngrade
+from loyalty.models import Actor, BurnPolicy, Member, Program, TierBasis, TierDowngrade
 from loyalty.program_versions import ProgramVersion, VersionStatus, in_force, instant, live, status
 from loyalty.store import dynamo
 from loyalty.store.audit import put_item, record
@@ -75,6 +75,12 @@ def check_settings(settings: Mapping[str, Any]) -> list[FieldProblem]:
         problems.append(_problem("tier_window_days", "is only for tier_basis spend_window; leave it out"))
     if settings.get("tier_downgrade") == TierDowngrade.WINDOW and not windowed:
         problems.append(_problem("tier_downgrade", "window needs tier_basis spend_window"))
+    if settings.get("burn_policy") == BurnPolicy.INACTIVITY:
+        for name in ("lifetime_months", "round_to_month_end"):
+            if settings.get(name):
+                problems.append(_problem(name, "is only for burn_policy fixed_lifetime; leave it out"))
+        if not settings.get("activity_events", True):
+            problems.append(_problem("activity_events", "must name at least one event with burn_policy inactivity"))
     return problems
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from loyalty.models import BASIS_POINTS, Program, Tier, TierBasis
+from loyalty.models import BASIS_POINTS, ActivityEvent, BurnPolicy, Program, Tier, TierBasis
 
 
 def tier_for(program: Program, lifetime_spend: int) -> Tier:
@@ -73,9 +74,96 @@ def max_redeemable(program: Program, order_amount: int, available: int) -> int:
     return max(0, min(available, cap_amount // program.point_value))
 
 
+# ------------------------------------------------------------------------ burning
+#
+# A burn date is the first day points are no longer spendable: they are spendable through the day
+# before, and the nightly burn of that date (after local midnight) takes them.
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` plus whole calendar months; a day the target month lacks becomes its last day."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, _month_days(year, month + 1)))
+
+
+def _month_days(year: int, month: int) -> int:
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return (following - timedelta(days=1)).day
+
+
+def month_end_burn(burn: date) -> date:
+    """The burn date rounded to the end of a month: points last spendable on some day stay
+    spendable through the end of that day's month (so they burn on the 1st of the next)."""
+    last = burn - timedelta(days=1)
+    return add_months(date(last.year, last.month, 1), 1)
+
+
 def burn_date(program: Program, earned_at: datetime) -> date:
-    """The date points earned at ``earned_at`` burn (they are spendable through the day before)."""
-    return (earned_at + timedelta(days=program.lifetime_days)).date()
+    """The date points earned at ``earned_at`` burn (they are spendable through the day before).
+
+    fixed_lifetime: ``lifetime_months`` (else ``lifetime_days``) later, rounded to a month's end
+    with ``round_to_month_end``. inactivity: ``inactivity_months`` later, the latest the points can
+    burn; the member's activity date (``inactivity_due``) decides for all of them at once."""
+    day = earned_at.date()
+    if program.burn_policy is BurnPolicy.INACTIVITY:
+        return inactivity_due(program, day)
+    if program.lifetime_months is not None:
+        burn = add_months(day, program.lifetime_months)
+    else:
+        burn = day + timedelta(days=program.lifetime_days)
+    return month_end_burn(burn) if program.round_to_month_end else burn
+
+
+def counts_as_activity(program: Program, events: set[ActivityEvent]) -> bool:
+    """Whether an operation made of ``events`` moves the member's burn date (inactivity policy)."""
+    return program.burn_policy is BurnPolicy.INACTIVITY and bool(events & set(program.activity_events))
+
+
+def inactivity_due(program: Program, activity_day: date) -> date:
+    """Under the inactivity policy: the day every point burns after activity on ``activity_day``."""
+    return add_months(activity_day, program.inactivity_months)
+
+
+def lots_due(program: Program, lots: Sequence[tuple[str, int]], due: str | None, on: date) -> list[tuple[str, int]]:
+    """The lots (``(burn_date, remaining)``) that burn by the night of ``on``, earliest first.
+
+    fixed_lifetime, or inactivity with no activity recorded yet (``due`` None): each lot on its own
+    date. inactivity with a due date: every lot once that date has come, none before."""
+    ordered = sorted((d, r) for d, r in lots if r > 0)
+    if program.burn_policy is BurnPolicy.INACTIVITY and due is not None:
+        return ordered if due <= on.isoformat() else []
+    return [(d, r) for d, r in ordered if d <= on.isoformat()]
+
+
+def burn_plan(due: Sequence[tuple[str, int]], available: int) -> list[tuple[str, int]]:
+    """What burns of the due lots: all of them, earliest first, but never more than ``available``
+    (points held for a checkout stay until the hold ends; they burn on a later night)."""
+    return spend_plan(list(due), max(0, available))
+
+
+def upcoming_burns(
+    program: Program, lots: Sequence[tuple[str, int]], due: str | None, lot_debt: int = 0
+) -> list[dict[str, int | str]]:
+    """``[{date, points}]``, soonest first: when the member's points burn, if nothing changes.
+    Carried lot debt is owed by the earliest lots."""
+    left: list[tuple[str, int]] = []
+    debt = lot_debt
+    for burn, remaining in sorted(lots):
+        paid = min(debt, remaining)
+        debt -= paid
+        if remaining - paid > 0:
+            left.append((burn, remaining - paid))
+    if program.burn_policy is BurnPolicy.INACTIVITY and due is not None:
+        # Every point burns on the due date; a lot's own date can only come after it.
+        total = sum(r for _, r in left)
+        return [{"date": due, "points": total}] if total else []
+    return [{"date": burn, "points": points} for burn, points in left]
+
+
+def reminder_targets(program: Program, night: date) -> list[tuple[int, date]]:
+    """``(days before, burn date)`` of the reminders the night of ``night`` records."""
+    return [(days, night + timedelta(days=days)) for days in program.reminder_days]
 
 
 def proportional_share(total: int, part: int, whole: int) -> int:

@@ -18,7 +18,18 @@ from pydantic import BaseModel, Field, field_validator
 from loyalty.api.body import OBJECT_BODY
 from loyalty.api.deps import programs
 from loyalty.api.schemas import Request
-from loyalty.models import BonusOwner, LeavingManagerPoints, TierBasis, TierDowngrade
+from loyalty.models import (
+    MAX_REMINDER_DAYS,
+    MAX_REMINDERS,
+    ActivityEvent,
+    BonusOwner,
+    BurnPolicy,
+    LeavingManagerPoints,
+    TierBasis,
+    TierDowngrade,
+    check_activity_events,
+    check_reminder_days,
+)
 from loyalty.program_versions import ProgramVersion, VersionStatus
 from loyalty.programs import ProgramView
 from loyalty.web import actor_of, json_response
@@ -85,6 +96,43 @@ class ProgramSettings(Request):
     lifetime_days: int = Field(
         default=365, ge=1, le=3_650, description="Days until points burn; points already earned keep their date."
     )
+    burn_policy: BurnPolicy = Field(
+        default=BurnPolicy.FIXED_LIFETIME,
+        strict=False,
+        description="fixed_lifetime: each accrual burns its lifetime after it was earned; inactivity: every "
+        "point burns inactivity_months after the member's last activity (activity_events).",
+    )
+    lifetime_months: int | None = Field(
+        default=None, ge=1, le=120, description="fixed_lifetime: months until points burn (instead of lifetime_days)."
+    )
+    round_to_month_end: bool = Field(
+        default=False, description="fixed_lifetime: points stay spendable to the end of the month they would burn in."
+    )
+    inactivity_months: int = Field(
+        default=6, ge=1, le=120, description="inactivity: months after the last activity that every point burns."
+    )
+    activity_events: list[ActivityEvent] = Field(
+        default=[ActivityEvent.PURCHASE, ActivityEvent.REDEMPTION, ActivityEvent.CARD_PRESENTED],
+        max_length=3,
+        description="inactivity: what counts as activity (purchase, redemption, card_presented), each once.",
+    )
+    reminder_days: list[int] = Field(
+        default=[30],
+        max_length=MAX_REMINDERS,
+        description="Days before a burn that the member is reminded (amount and date), e.g. [30, 7]: distinct, "
+        f"1 to {MAX_REMINDER_DAYS}; [] for none.",
+    )
+
+    @field_validator("activity_events")
+    @classmethod
+    def _distinct_events(cls, value: list[ActivityEvent]) -> list[ActivityEvent]:
+        return list(check_activity_events(tuple(value)))
+
+    @field_validator("reminder_days")
+    @classmethod
+    def _reminders(cls, value: list[int]) -> list[int]:
+        return list(check_reminder_days(tuple(value)))
+
     welcome_bonus: int = Field(default=0, ge=0, le=MAX_BONUS, description="Points at enrolment.")
     birthday_bonus: int = Field(default=0, ge=0, le=MAX_BONUS, description="Points on the member's birthday.")
     referral_bonus_referrer: int = Field(default=0, ge=0, le=MAX_BONUS, description="Points for who referred.")
@@ -163,6 +211,12 @@ class ProgramVersionOut(BaseModel):
     min_order_amount: int
     hold_minutes: int
     lifetime_days: int
+    burn_policy: BurnPolicy
+    lifetime_months: int | None
+    round_to_month_end: bool
+    inactivity_months: int
+    activity_events: list[ActivityEvent]
+    reminder_days: list[int]
     welcome_bonus: int
     birthday_bonus: int
     referral_bonus_referrer: int
