@@ -203,6 +203,9 @@ def _account_from_item(item: dict[str, Any]) -> Account:
         holds=holds,
         referred_by=item.get("referred_by"),
         referral_state=item.get("referral_state"),
+        is_company=bool(item.get("is_company", False)),
+        company_id=item.get("company_id") or None,
+        company_seq=int(item["company_seq"]) if item.get("company_seq") is not None else None,
     )
 
 

@@ -35,6 +35,11 @@ class Account:
     holds: tuple[OpenHold, ...]
     referred_by: str | None = None  # the referrer's member id, fixed at enrolment
     referral_state: str | None = None  # pending (bonuses due after the first qualifying purchase) | paid
+    # Company customers (loyalty.companies): a company's account, or the company a manager works for
+    # (None if none) and the manager's stint there (one more at each link).
+    is_company: bool = False
+    company_id: str | None = None
+    company_seq: int | None = None
 
     def held(self, now: datetime) -> int:
         return sum(hold.points for hold in self.holds if hold.live(now))
