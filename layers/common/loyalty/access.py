@@ -28,6 +28,7 @@ class Permission(StrEnum):
     PROGRAMS_ADMIN = "programs:admin"  # create and change programs, simulate, move members between them
     CARDS_ISSUE = "cards:issue"  # issue and link cards
     CARDS_ADMIN = "cards:admin"  # sell, flag as test, block and replace, hand over
+    COMPANIES = "companies"  # make a member a company, edit its profile, link and unlink its managers
     KEYS_ADMIN = "keys:admin"
     ACCESS_ADMIN = "access:admin"
     AUDIT_READ = "audit:read"
@@ -40,9 +41,15 @@ _SHOP = {
     Permission.REDEMPTIONS,
     Permission.REFUNDS,
     Permission.PROGRAMS_READ,
+    Permission.COMPANIES,  # the shop's B2B accounts: which customer is a company, who its managers are
 }
 _MANAGER = {Permission.MEMBERS_READ, Permission.ADJUSTMENTS, Permission.PROGRAMS_READ, Permission.CARDS_ISSUE}
-_SENIOR = _MANAGER | {Permission.ADJUSTMENTS_UNLIMITED, Permission.TRANSFERS, Permission.CARDS_ADMIN}
+_SENIOR = _MANAGER | {
+    Permission.ADJUSTMENTS_UNLIMITED,
+    Permission.TRANSFERS,
+    Permission.CARDS_ADMIN,
+    Permission.COMPANIES,
+}
 
 DEFAULT_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.INTEGRATION: frozenset(_SHOP),

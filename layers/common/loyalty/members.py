@@ -12,6 +12,7 @@ from loyalty.errors import Conflict, InvalidRequest, NotFound
 from loyalty.models import Actor, Member, Profile, Program
 from loyalty.store import dynamo, keys
 from loyalty.store.audit import put_item, record
+from loyalty.store.companies import CompanyStore
 from loyalty.store.config import ConfigStore
 from loyalty.store.ledger import LedgerStore
 from loyalty.store.ledger_models import Entry
@@ -195,7 +196,10 @@ def get(stores: Stores, tenant_id: str, member_id: str) -> Member:
 def erase(stores: Stores, actor: Actor, member_id: str, *, reason: str, audit_table: str) -> Member:
     """Anonymise a member's contacts and profile (a data-erasure request). The ledger stays valid:
     entries hold no personal data, and balance, lots and history are kept. Erasing twice answers
-    the erased member again; the audit log records who did it and why."""
+    the erased member again; the audit log records who did it and why. A company's decision
+    maker's contact goes in the same transaction (and a member that is not a company must not
+    become one meanwhile)."""
+    companies = CompanyStore.beside(stores.ledger)
 
     def attempt() -> Member:
         member = get(stores, actor.tenant_id, member_id)
@@ -203,9 +207,18 @@ def erase(stores: Stores, actor: Actor, member_id: str, *, reason: str, audit_ta
             return member
         now = clock.now()
         audit = record(actor, "member.erase", ref=member_id, at=now, member_id=member_id, reason=reason)
+        company = companies.company(actor.tenant_id, member_id)
+        contact = (
+            companies.erase_company(actor.tenant_id, member_id, clock.isoformat(now))
+            if company is not None
+            else companies.no_company(actor.tenant_id, member_id)
+        )
         try:
             stores.ledger.erase_member(
-                actor.tenant_id, member_id, clock.isoformat(now), also=[put_item(audit_table, actor.tenant_id, audit)]
+                actor.tenant_id,
+                member_id,
+                clock.isoformat(now),
+                also=[put_item(audit_table, actor.tenant_id, audit), contact],
             )
         except ClientError as error:
             if "ConditionalCheckFailed" in dynamo.cancellation_codes(error):
