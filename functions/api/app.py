@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty.api import cards, ledger, members
+from loyalty.api import cards, companies, ledger, members
 from loyalty.api.access import access_guard
 from loyalty.api.deps import stores
 from loyalty.api.idempotency import idempotency_middleware
@@ -27,7 +27,9 @@ def _admin_routers() -> list[Any]:
     return [admin.router, programs.router, simulations.router]
 
 
-app = build_resolver([members.router, ledger.router, cards.router], documented_elsewhere=_admin_routers)
+app = build_resolver(
+    [members.router, ledger.router, cards.router, companies.router], documented_elsewhere=_admin_routers
+)
 app.use([idempotency_middleware])
 guards = [access_guard(lambda: stores().config)]
 

@@ -54,12 +54,20 @@ def victim(api: Api) -> dict[str, Any]:
     assert [card.status_code for card in cards] == [201, 201], cards[0].text
     card, spare = (card.json()["card_number"] for card in cards)
     victim = {"member_id": member_id, "hold_id": hold.json()["hold_id"], "other_member": other}
-    return {**victim, "card": card, "spare": spare}
+    # A company and a member to link to it and unlink, again and again.
+    company, manager = api.enrol(), api.enrol()
+    made = admin.call("PUT", f"/v1/members/{company}/company", json_body=COMPANY)
+    assert made.status_code == 200, made.text
+    return {**victim, "card": card, "spare": spare, "company": company, "manager": manager}
+
+
+COMPANY = {"name": "Access test Ltd", "decision_maker": {"name": "Dee Cision"}}
 
 
 def requests_for(victim: dict[str, Any]) -> dict[tuple[str, str], Callable[[], tuple[str, str, Any]]]:
     """One well-formed request per route (fresh ids each time), as (method, path, body)."""
     m, h, c = victim["member_id"], victim["hold_id"], victim["card"]
+    co, mg = victim["company"], victim["manager"]
     spend = {"points": 1, "order_amount": 100_000, "currency": CURRENCY}
     return {
         ("POST", "/v1/members"): lambda: ("POST", "/v1/members", {"member_id": new_id("n")}),
@@ -156,6 +164,19 @@ def requests_for(victim: dict[str, Any]) -> dict[tuple[str, str], Callable[[], t
         ),
         # The member's own program: nothing moves.
         ("PUT", "/v1/members/{member_id}/program"): lambda: ("PUT", f"/v1/members/{m}/program", {"program_id": "demo"}),
+        ("GET", "/v1/members/{member_id}/company"): lambda: ("GET", f"/v1/members/{co}/company", None),
+        ("PUT", "/v1/members/{member_id}/company"): lambda: ("PUT", f"/v1/members/{co}/company", COMPANY),
+        # Linked, then unlinked (a repeat of either answers as the first did).
+        ("PUT", "/v1/members/{member_id}/managers/{manager_id}"): lambda: (
+            "PUT",
+            f"/v1/members/{co}/managers/{mg}",
+            None,
+        ),
+        ("DELETE", "/v1/members/{member_id}/managers/{manager_id}"): lambda: (
+            "DELETE",
+            f"/v1/members/{co}/managers/{mg}",
+            None,
+        ),
         ("POST", "/v1/simulations"): lambda: (
             "POST",
             "/v1/simulations",

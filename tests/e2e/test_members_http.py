@@ -35,6 +35,8 @@ LEDGER_AND_MEMBER_PATHS = {
     "/v1/cards/{number}/sale": {"post"},
     "/v1/cards/{number}/replace": {"post"},
     "/v1/cards/{number}/handover": {"post"},
+    "/v1/members/{member_id}/company": {"get", "put"},
+    "/v1/members/{member_id}/managers/{manager_id}": {"put", "delete"},
 }
 # Served by the admin function, described in the same document.
 ADMIN_PATHS = {

@@ -96,6 +96,7 @@ def fuzzed_stack(start_local_stack: Any) -> dict[str, Any]:
     ids = {
         "member_id": a,
         "to_member_id": b,
+        "manager_id": b,  # linked to a (once a is made a company) and unlinked
         "hold_id:capture": made(f"/v1/members/{a}/holds", {"order_id": "fuzz-hold-1", **spend}, "hold_id"),
         "hold_id:release": made(f"/v1/members/{a}/holds", {"order_id": "fuzz-hold-2", **spend}, "hold_id"),
         "key_id:rotate": made("/v1/keys", {"role": "integration", "name": "to rotate"}, "key_id"),

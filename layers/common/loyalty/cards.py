@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from loyalty import access, clock, currency
 from loyalty.access import Permission
+from loyalty.companies import Buyers
 from loyalty.errors import Conflict, InvalidRequest, NotFound
 from loyalty.ledger import Ledger
 from loyalty.members import Stores, get, program_of
@@ -278,15 +279,20 @@ class Cards:
         return self._retrying(attempt)
 
     # ------------------------------------------------------------------- the ledger by card
+    def buyers_for(self, card: Card) -> Buyers:
+        """The card's member as a buyer: a company's manager books on the company's account when
+        the company's program says so (``loyalty.companies``), the entries naming the card."""
+        return Buyers(self.ledger_for(card).stores, attempts=self.attempts)
+
     def accrue(self, actor: Actor, number: str, **purchase: Any) -> tuple[dict[str, Any], Card]:
         card = self.get(actor.tenant_id, number)
         member_id = self._member_of(card)
-        return self.ledger_for(card).accrue(actor, member_id, **purchase), card
+        return self.buyers_for(card).accrue(actor, member_id, **purchase), card
 
     def redeem(self, actor: Actor, number: str, **spend: Any) -> tuple[dict[str, Any], Card]:
         card = self.get(actor.tenant_id, number)
         member_id = self._member_of(card)
-        return self.ledger_for(card).redeem(actor, member_id, **spend), card
+        return self.buyers_for(card).redeem(actor, member_id, **spend), card
 
     # ------------------------------------------------------------------- administration
     def sell(

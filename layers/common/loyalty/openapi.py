@@ -88,6 +88,8 @@ CAN_CONFLICT = {
     ("POST", "/v1/cards/{number}/sale"),
     ("POST", "/v1/cards/{number}/replace"),
     ("POST", "/v1/cards/{number}/handover"),
+    ("PUT", "/v1/members/{member_id}/company"),
+    ("PUT", "/v1/members/{member_id}/managers/{manager_id}"),
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {

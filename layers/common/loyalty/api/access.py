@@ -55,6 +55,10 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("POST", "/v1/cards/{number}/sale"): P.CARDS_ADMIN,
     ("POST", "/v1/cards/{number}/replace"): P.CARDS_ADMIN,
     ("POST", "/v1/cards/{number}/handover"): P.CARDS_ADMIN,
+    ("GET", "/v1/members/{member_id}/company"): P.MEMBERS_READ,
+    ("PUT", "/v1/members/{member_id}/company"): P.COMPANIES,
+    ("PUT", "/v1/members/{member_id}/managers/{manager_id}"): P.COMPANIES,
+    ("DELETE", "/v1/members/{member_id}/managers/{manager_id}"): P.COMPANIES,
 }
 POLICY_TTL_SECONDS = 60.0
 

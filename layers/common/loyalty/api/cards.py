@@ -127,12 +127,10 @@ class CardView(CardOut):
 
 class CardPurchaseOut(PurchaseOut):
     card_number: str
-    member_id: str
 
 
 class CardRedemptionOut(RedemptionOut):
     card_number: str
-    member_id: str
 
 
 class ReplacementOut(BaseModel):
@@ -192,7 +190,7 @@ def purchase(number: CardNumber, body: PurchaseRequest) -> Response[CardPurchase
         currency_code=body.currency,
         occurred_at=body.occurred_at,
     )
-    return json_response(201, CardPurchaseOut(**result, card_number=card.card_number, member_id=card.member_id))
+    return json_response(201, CardPurchaseOut(**result, card_number=card.card_number))
 
 
 @router.post(
@@ -210,7 +208,7 @@ def redeem(number: CardNumber, body: SpendRequest) -> Response[CardRedemptionOut
         order_amount=body.order_amount,
         currency_code=body.currency,
     )
-    return json_response(201, CardRedemptionOut(**result, card_number=card.card_number, member_id=card.member_id))
+    return json_response(201, CardRedemptionOut(**result, card_number=card.card_number))
 
 
 @router.post(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from loyalty.companies import Buyers, Companies
 from loyalty.ledger import Ledger
 from loyalty.members import Stores
 from loyalty.programs import Programs
@@ -23,6 +24,18 @@ def stores() -> Stores:
 @cache
 def ledger() -> Ledger:
     return Ledger(stores())
+
+
+@cache
+def buyers() -> Buyers:
+    """The ledger's order operations as the member in the path sees them (a company's manager books
+    on the company's account when its program says so)."""
+    return Buyers(stores())
+
+
+@cache
+def companies() -> Companies:
+    return Companies(stores(), audit_table=settings().ledger_table)
 
 
 @cache

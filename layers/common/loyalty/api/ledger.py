@@ -1,6 +1,8 @@
 """/v1/members/{id}/purchases, redemption-quote, holds, redemptions, refunds, adjustments,
 transfers, entries; /v1/holds/{id}/capture|release. Each route: parse, call one ledger
-operation, shape the answer."""
+operation, shape the answer. The order's operations (purchase, quote, hold, redemption, refund)
+go through ``loyalty.companies.Buyers``: a company's manager may book on the company's account,
+and the answer's ``member_id`` names the account."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from loyalty.api.body import OBJECT_BODY
-from loyalty.api.deps import ledger
+from loyalty.api.deps import buyers, ledger
 from loyalty.api.schemas import (
     ID_PATTERN,
     AdjustmentOut,
@@ -45,7 +47,7 @@ HoldId = Annotated[str, Path(pattern=r"^hold_[0-9a-f]{20}$")]
     middlewares=OBJECT_BODY,
 )
 def purchase(member_id: MemberId, body: PurchaseRequest) -> Response[PurchaseOut]:
-    result = ledger().accrue(
+    result = buyers().accrue(
         actor_of(router),
         member_id,
         order_id=body.order_id,
@@ -60,7 +62,7 @@ def purchase(member_id: MemberId, body: PurchaseRequest) -> Response[PurchaseOut
     "/v1/members/<member_id>/redemption-quote", summary="The most bonuses an order may use", middlewares=OBJECT_BODY
 )
 def quote(member_id: MemberId, body: QuoteRequest) -> QuoteOut:
-    result = ledger().quote(actor_of(router), member_id, order_amount=body.order_amount, currency_code=body.currency)
+    result = buyers().quote(actor_of(router), member_id, order_amount=body.order_amount, currency_code=body.currency)
     return QuoteOut(**result)
 
 
@@ -71,7 +73,7 @@ def quote(member_id: MemberId, body: QuoteRequest) -> QuoteOut:
     middlewares=OBJECT_BODY,
 )
 def place_hold(member_id: MemberId, body: SpendRequest) -> Response[HoldOut]:
-    result, _ = ledger().hold(
+    result = buyers().hold(
         actor_of(router),
         member_id,
         order_id=body.order_id,
@@ -99,7 +101,7 @@ def release(hold_id: HoldId) -> HoldOut:
     middlewares=OBJECT_BODY,
 )
 def redeem(member_id: MemberId, body: SpendRequest) -> Response[RedemptionOut]:
-    result = ledger().redeem(
+    result = buyers().redeem(
         actor_of(router),
         member_id,
         order_id=body.order_id,
@@ -117,7 +119,7 @@ def redeem(member_id: MemberId, body: SpendRequest) -> Response[RedemptionOut]:
     middlewares=OBJECT_BODY,
 )
 def refund(member_id: MemberId, body: RefundRequest) -> Response[RefundOut]:
-    result = ledger().refund(
+    result = buyers().refund(
         actor_of(router), member_id, refund_id=body.refund_id, order_id=body.order_id, amount=body.amount
     )
     return json_response(201, RefundOut(**result))

@@ -156,6 +156,10 @@ class MemberOut(BaseModel):
 
 # ---------------------------------------------------------------------------- ledger
 Points = Field(ge=1, le=1_000_000_000, description="Whole points.")
+ACCOUNT_ID = Field(
+    description="The account the operation booked on: the member in the path, or the company it manages "
+    "when the company's program says company_bonus_owner company (see GET /v1/members/{id}/company)."
+)
 Amount = Field(ge=1, le=10**13, description="Money in integer minor units (cents, kopecks).")
 CurrencyCode = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.", examples=["RUB"])
 
@@ -172,9 +176,14 @@ class PurchaseRequest(Request):
 class PurchaseOut(BaseModel):
     entry_id: str
     points: int
-    balance: int
+    balance: int = Field(description="The balance of the account that got the points (member_id).")
     tier: str
     burn_date: str
+    member_id: str = ACCOUNT_ID
+    manager_id: str | None = Field(
+        default=None,
+        description="Set when the points went to a company: the manager (the member in the path) who bought.",
+    )
 
 
 class QuoteRequest(Request):
@@ -188,6 +197,7 @@ class QuoteOut(BaseModel):
     available: int
     point_value: int
     currency: str
+    member_id: str = ACCOUNT_ID
 
 
 class SpendRequest(Request):
@@ -205,6 +215,7 @@ class HoldOut(BaseModel):
     expires_at: str
     entry_id: str | None = None
     balance: int | None = None
+    member_id: str | None = Field(default=None, description="The account the points are held on.")
 
 
 class RedemptionOut(BaseModel):
@@ -212,6 +223,7 @@ class RedemptionOut(BaseModel):
     points: int
     balance: int
     available: int
+    member_id: str = ACCOUNT_ID
 
 
 class RefundRequest(Request):
@@ -228,6 +240,7 @@ class RefundOut(BaseModel):
     points_taken_back: int
     points_unrecovered: int
     balance: int
+    member_id: str = Field(description="The account the order was booked on, where the refund took effect.")
 
 
 class AdjustmentRequest(Request):
