@@ -21,11 +21,13 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from loyalty import clock
 from loyalty import settings as settings_module
 from loyalty.admin import DEMO_TENANT, seed_demo
 from loyalty.api import deps
@@ -33,7 +35,7 @@ from loyalty.api import idempotency as idempotency_api
 from loyalty.errors import Unavailable
 from loyalty.ledger import Ledger, check_invariant
 from loyalty.members import Stores, enrol
-from loyalty.models import Actor, Profile, Role
+from loyalty.models import Actor, Profile, Program, Role, Tier
 from loyalty.store import dynamo, keys
 from loyalty.store.config import ConfigStore
 from loyalty.store.ledger import LedgerStore
@@ -170,6 +172,44 @@ def _two_members(ledger: Ledger, ids: Ids) -> None:
     _member_with_points(ledger, ids.other)
 
 
+WINDOW_PROGRAM = Program(
+    tenant_id=DEMO_TENANT,
+    program_id="window-faults",
+    name="Tiers on 30 days of spend",
+    currency="RUB",
+    tiers=(
+        Tier(name="Base", threshold=0, accrual_bp=300),
+        Tier(name="Mid", threshold=5_000_00, accrual_bp=400),
+        Tier(name="Top", threshold=10_000_00, accrual_bp=500),
+    ),
+    tier_basis="spend_window",
+    tier_window_days=30,
+    tier_downgrade="window",
+)
+
+
+def _review_due(ledger: Ledger, ids: Ids) -> None:
+    """A member of a windowed program who spent 20 000.00 31 days ago and 6 000.00 5 days ago:
+    its review (Top -> Mid, then the next one in 25 days) was due yesterday."""
+    if ledger.stores.config.get_program(DEMO_TENANT, WINDOW_PROGRAM.program_id) is None:
+        ledger.stores.config.put_program(WINDOW_PROGRAM)
+    now = clock.now
+    try:  # the clock goes back for the setup only (restored below: the test's fake clock stays)
+        clock.now = lambda: now() - timedelta(days=31)
+        enrol(ledger.stores, DEMO_TENANT, ids.member, Profile(program_id=WINDOW_PROGRAM.program_id))
+        ledger.accrue(ACTOR, ids.member, order_id="o0", amount=2_000_000, currency_code="RUB", occurred_at=None)
+        clock.now = lambda: now() - timedelta(days=5)
+        ledger.accrue(ACTOR, ids.member, order_id="o1", amount=600_000, currency_code="RUB", occurred_at=None)
+    finally:
+        clock.now = now
+
+
+def _review(ledger: Ledger, ids: Ids) -> dict[str, Any]:
+    """The state a review leaves (a repeat finds nothing due, so its own answer says "not reviewed")."""
+    result = ledger.review_tier(DEMO_TENANT, ids.member)
+    return {"tier": result["tier"], "next_review": result["next_review"]}
+
+
 @dataclass(frozen=True)
 class Scenario:
     setup: Callable[[Ledger, Ids], None]
@@ -223,6 +263,7 @@ SCENARIOS: dict[str, Scenario] = {
     "entries": Scenario(  # snapshot, entries
         _with_hold, lambda lg, ids: lg.entries(DEMO_TENANT, ids.member, limit=10, cursor=None)
     ),
+    "review": Scenario(_review_due, _review),  # snapshot, program, commit (tier_change, IDX#TIER marker)
 }
 
 # How many DynamoDB calls each operation makes: every one of them is a case. The fault-free twin
@@ -240,6 +281,7 @@ CALLS = {
     "quote": 2,
     "balance": 3,
     "entries": 2,
+    "review": 3,
 }
 ONE_FAULT_CASES = [
     pytest.param(name, fault, k, id=f"{name}-{fault.value}-call{k}")

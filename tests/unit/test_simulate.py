@@ -219,6 +219,22 @@ def test_tier_by_spend_window_without_downgrade_keeps_the_best_tier():
     assert [row[7] for row in replay.months] == [(0, 1), (0, 1)]
 
 
+def test_a_window_longer_than_366_days_counts_in_buckets_as_the_ledger_does():
+    """733 days: 3-day buckets (``rules.window_bucket_days``); an order's spend leaves on the day
+    after its bucket's last day + 732, as ``rules.window_leaves`` says."""
+    prog = program(tiers=WINDOW_TIERS, tier_basis="spend_window", tier_window_days=733, tier_downgrade="window")
+    first = dt.date(2026, 1, 1)
+    leaves = rules.window_leaves(rules.window_bucket(first, 733), 733)
+    assert 733 <= (leaves - first).days <= 735
+    before, on = leaves - dt.timedelta(days=1), leaves
+    book = book_of(("ann", first.isoformat(), 200_00), ("ann", before.isoformat(), 100_00))
+    _, calls = run(book, prog)
+    assert [issued for *_, issued in calls] == [2, 3]  # still Top the day before it leaves
+    book = book_of(("ann", first.isoformat(), 200_00), ("ann", on.isoformat(), 100_00))
+    _, calls = run(book, prog)
+    assert [issued for *_, issued in calls] == [2, 1]  # Base on the day it leaves
+
+
 def test_spend_window_counts_qualifying_orders_only():
     prog = program(
         tiers=WINDOW_TIERS, tier_basis="spend_window", tier_window_days=30, tier_downgrade="window",
@@ -497,7 +513,7 @@ def programs(draw: st.DrawFn) -> Program:
     basis = draw(st.sampled_from(["lifetime_spend", "purchase_count", "spend_window"]))
     if basis == "purchase_count":
         thresholds = [0, *range(1, count)]
-    window = draw(st.integers(1, 120)) if basis == "spend_window" else None
+    window = draw(st.one_of(st.integers(1, 120), st.integers(367, 1_000))) if basis == "spend_window" else None
     downgrade = draw(st.sampled_from(["never", "window"])) if basis == "spend_window" else "never"
     return program(
         tiers=tuple(
@@ -572,8 +588,13 @@ def reference(rows: list[tuple[str, int, int]], prog: Program, rate: float) -> t
     index = {id(t): i for i, t in enumerate(prog.tiers)}
     months, figures = [], [0, 0, 0]
 
-    def in_window(member: str, day: int) -> int:
-        return sum(amount for d, amount in window[member] if d > day - (prog.tier_window_days or 0))
+    def in_window(member: str, day: int) -> int:  # the ledger's rules: rules.window_leaves
+        n = prog.tier_window_days or 0
+        return sum(
+            amount
+            for d, amount in window[member]
+            if rules.window_leaves(rules.window_bucket(dt.date.fromordinal(d), n), n).toordinal() > day
+        )
 
     for day in range(start + ordered[0][1], end + 1):
         month = dt.date.fromordinal(day).strftime("%Y-%m")

@@ -14,12 +14,13 @@ account (in the same transaction) and settled by follow-up transactions, so the 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
@@ -27,7 +28,7 @@ from botocore.exceptions import ClientError
 from loyalty import access, clock, currency, rules
 from loyalty.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
 from loyalty.members import Stores, program_of
-from loyalty.models import Actor, Program, TierBasis
+from loyalty.models import Actor, Program, Tier, TierBasis
 from loyalty.store import audit, dynamo, keys
 from loyalty.store.ledger import MAX_TRANSACTION_ITEMS, LedgerStore, UnitOfWork
 from loyalty.store.ledger_models import Account, Entry, Hold, Lot, OpenHold, Order
@@ -37,6 +38,7 @@ T = TypeVar("T")
 MAX_POINTS = 1_000_000_000
 MAX_AMOUNT = 10**13  # minor units: 100 billion in a 2-digit currency is absurd for one order
 LOT_ITEMS_RESERVED = 12  # room kept in a transaction for the account, entries, guard, order, hold
+TIER_REVIEW_ACTOR = {"key_id": "job:tier-review", "role": "system"}  # who the nightly review's entries name
 
 # ------------------------------------------------------------------------------- helpers
 
@@ -158,6 +160,113 @@ class _Draft:
             uow.change_lot(self.account, self.lots.get(date), date, remaining)
 
 
+@dataclass
+class _Window:
+    """A ``spend_window`` member's qualifying spend by day (``rules.window_of``) and the day its
+    tier is next reviewed, as one operation changes them. ``fields`` are the account's attributes
+    to write; ``write_marker`` moves the IDX#TIER marker (gsi1) in the same transaction."""
+
+    program: Program
+    account: Account
+    today: dt.date
+    spend_by_day: dict[str, int]
+    review: str | None
+
+    @classmethod
+    def of(cls, program: Program, account: Account, today: dt.date) -> _Window | None:
+        if program.tier_basis is not TierBasis.SPEND_WINDOW or program.tier_window_days is None:
+            return None
+        window = cls(program, account, today, dict(account.tier_window), account.tier_review)
+        window.spend_by_day = rules.window_of(account.tier_window, program.tier_window_days, window.kept_from())
+        return window
+
+    @property
+    def days(self) -> int:
+        return self.program.tier_window_days or 0
+
+    def kept_from(self) -> dt.date:
+        """The window is kept as it stands on this day: today, or the day of a review still due
+        (which must see the spend of its own day, however late it is made)."""
+        if self.review is not None and self.review < self.today.isoformat():
+            return dt.date.fromisoformat(self.review)
+        return self.today
+
+    def spend(self) -> int:
+        return rules.window_spend(self.spend_by_day, self.days, self.today)
+
+    def due(self, held: Tier) -> list[rules.Downgrade]:
+        """The reviews due up to today, in order (the nightly job's, if it has not run yet)."""
+        due = dt.date.fromisoformat(self.review) if self.review else None
+        steps, _, after = rules.review_window(self.program, held, self.spend_by_day, due, self.today)
+        self.review = after.isoformat() if after else None
+        self.spend_by_day = rules.window_of(self.spend_by_day, self.days, self.today)
+        return steps
+
+    def add(self, day: dt.date, amount: int) -> bool:
+        """Count a qualifying purchase of ``day``; False if that day has left the window already."""
+        if not rules.window_counts(day, self.days, self.today):
+            return False
+        self.spend_by_day = rules.window_add(self.spend_by_day, self.days, day, amount)
+        return True
+
+    def remove(self, day: dt.date, amount: int) -> None:
+        self.spend_by_day = rules.window_remove(self.spend_by_day, self.days, day, amount)
+
+    def reschedule(self, held: Tier) -> None:
+        """After a purchase or a refund: the next review is the first day from tomorrow on when the
+        window is below the tier held (today's review has come or is still due: a review that is
+        overdue stays as it is, for the job to make)."""
+        if self.review is not None and self.review <= self.today.isoformat():
+            return
+        after = rules.next_review(self.program, held, self.spend_by_day, self.today + timedelta(days=1))
+        self.review = after.isoformat() if after else None
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "tier_window": rules.window_of(self.spend_by_day, self.days, self.kept_from()),
+            "tier_review": self.review,
+        }
+
+    def write_marker(self, uow: UnitOfWork) -> None:
+        if self.review != self.account.tier_review:
+            uow.set_tier_review(self.account, self.review)
+
+
+def _downgrade_entries(
+    draft: _Draft,
+    program: Program,
+    steps: Sequence[rules.Downgrade],
+    *,
+    key: str,
+    created: str,
+    actor: dict[str, str],
+    ref: str | None = None,
+) -> None:
+    """One ``tier_change`` entry per review that lowered the tier (``key`` makes their ids)."""
+    account = draft.account
+    for step in steps:
+        spend = currency.format_amount(step.spend, program.currency)
+        needed = currency.format_amount(step.source.threshold, program.currency)
+        draft.entry(
+            entry_id=keys.stable_id(
+                "ent", account.tenant_id, account.member_id, "tier-review", key, step.as_of.isoformat()
+            ),
+            type="tier_change",
+            points=0,
+            created_at=created,
+            actor=actor,
+            ref=ref,
+            details={
+                "from": step.source.name,
+                "to": step.target.name,
+                "why": f"spend_window: {spend} counted in the {program.tier_window_days}-day window on "
+                f"{step.as_of.isoformat()}, below the {needed} {step.source.name} needs",
+                "as_of": step.as_of.isoformat(),
+                "window_spend": step.spend,
+            },
+        )
+
+
 @dataclass(frozen=True)
 class Grant:
     """A one-off bonus for ``Ledger.grant``: ``kind`` is the entry type and the guard's kind,
@@ -253,12 +362,26 @@ class Ledger:
                 raise InvalidRequest("occurred_at is older than the bonus lifetime.", field="occurred_at")
             qualifying = rules.qualifies(program, amount)
             tier = rules.tier_named(program, account.tier)
+            window = _Window.of(program, account, now.date())
+            # A nightly review that is due and not written yet comes first: the purchase accrues
+            # at the tier it leaves (a spend window's tier is what its spend reaches that day).
+            lowered = window.due(tier) if window else []
+            tier = lowered[-1].target if lowered else tier
             points = rules.accrual_points(program, tier, amount) if qualifying else 0
             burn = rules.burn_date(program, earned_at).isoformat()
             purchases = account.purchases + (1 if qualifying else 0)
             spend = account.lifetime_spend + (amount if qualifying else 0)
-            new_tier = rules.reached_tier(program, tier.name, lifetime_spend=spend, purchases=purchases).name
+            window_day = earned_at.astimezone(UTC).date()  # a backdated purchase counts on its own day
+            counted = window is not None and qualifying and window.add(window_day, amount)
+            new_tier = rules.reached_tier(
+                program,
+                tier.name,
+                lifetime_spend=spend,
+                purchases=purchases,
+                window_spend=window.spend() if window else None,
+            ).name
             draft = _Draft.start(account, self.store.lot(tenant, member_id, burn), now)
+            _downgrade_entries(draft, program, lowered, key=order_id, created=clock.isoformat(now), actor=_actor(actor))
             entry_id = keys.stable_id("ent", tenant, member_id, "purchase", order_id)
             draft.credit(burn, points)
             details: dict[str, Any] = {
@@ -304,15 +427,25 @@ class Ledger:
                 "burn_date": burn,
             }
             uow = self.store.unit_of_work()
+            if window is not None:
+                window.reschedule(rules.tier_named(program, new_tier))
+                window.write_marker(uow)
             draft.write(
                 uow,
                 earned=points,
                 spend=spend - account.lifetime_spend,
                 purchases=purchases - account.purchases,
                 tier=new_tier,
+                also_set=window.fields() if window else None,
             )
             uow.update_order(
-                account, snapshot.order, amount=amount, currency=currency_code, earned=points, earned_burn_date=burn
+                account,
+                snapshot.order,
+                amount=amount,
+                currency=currency_code,
+                earned=points,
+                earned_burn_date=burn,
+                **({"window_day": window_day.isoformat()} if counted else {}),
             )
             uow.put_guard(account, "purchase", order_id, wanted, result, clock.isoformat(now))
             _commit(uow)
@@ -621,8 +754,13 @@ class Ledger:
             uow = self.store.unit_of_work()
             new_spend = max(0, account.lifetime_spend - amount) if order.amount is not None else account.lifetime_spend
             # The tier is re-evaluated and kept: a refund never lowers it (the program's downgrade
-            # rule is "never", or the nightly window evaluation).
-            draft.write(uow, spend=new_spend - account.lifetime_spend)
+            # rule is "never", or the nightly window review, which sees the refund from tomorrow on).
+            window = _Window.of(program, account, now.date()) if order.window_day else None
+            if window is not None:
+                window.remove(dt.date.fromisoformat(order.window_day), amount)
+                window.reschedule(rules.tier_named(program, account.tier))
+                window.write_marker(uow)
+            draft.write(uow, spend=new_spend - account.lifetime_spend, also_set=window.fields() if window else None)
             uow.update_order(account, order, refunded=refunded, reversed_due=reversed_due, returned=returned_total)
             uow.put_guard(account, "refund", refund_id, wanted, result, created)
             _commit(uow)
@@ -861,6 +999,48 @@ class Ledger:
 
         return self._retrying(attempt)
 
+    # ------------------------------------------------------------------- tier reviews
+    def review_tier(self, tenant_id: str, member_id: str) -> dict[str, Any]:
+        """The nightly review of one member (``loyalty.tiers``): every review due up to today, in
+        order, each lowering the tier to what the spend window reaches on its day (a
+        ``tier_change`` entry each), then the next review day, in ONE transaction with the
+        account (version-conditioned: a purchase racing it makes one of them start over) and the
+        IDX#TIER marker. Nothing is written when no review is due (a rerun of the same night, an
+        index not caught up yet). A member whose program no longer lowers tiers by window loses
+        the marker."""
+
+        def attempt() -> dict[str, Any]:
+            now = clock.now()
+            today = now.date()
+            account = self.store.snapshot(tenant_id, member_id).account
+            if account is None:
+                raise NotFound(f"No member {member_id!r}.", member_id=member_id)
+            answer = {"member_id": member_id, "tier": account.tier, "downgrades": 0, "next_review": account.tier_review}
+            if account.tier_review is None or account.tier_review > today.isoformat():
+                return {**answer, "reviewed": False}
+            program = self._program(tenant_id, account.program_id)
+            held = rules.tier_named(program, account.tier)
+            window = _Window.of(program, account, today)
+            steps = window.due(held) if window else []
+            draft = _Draft.start(account, [], now)
+            _downgrade_entries(
+                draft, program, steps, key=f"v{account.version}", created=clock.isoformat(now), actor=TIER_REVIEW_ACTOR
+            )
+            tier = steps[-1].target.name if steps else account.tier
+            uow = self.store.unit_of_work()
+            if window is not None:
+                window.write_marker(uow)
+                fields = window.fields()
+            else:  # the program no longer reviews windows
+                uow.set_tier_review(account, None)
+                fields = {"tier_review": None}
+            draft.write(uow, tier=tier, also_set=fields)
+            _commit(uow)
+            changes = {"tier": tier, "downgrades": len(steps), "next_review": fields["tier_review"]}
+            return {**answer, "reviewed": True, **changes}
+
+        return self._retrying(attempt)
+
     # ------------------------------------------------------------------- reads
     @_retried
     def balance_view(self, tenant_id: str, member_id: str) -> dict[str, Any]:
@@ -887,8 +1067,13 @@ class Ledger:
 
     def _progress(self, tenant_id: str, account: Account) -> dict[str, Any] | None:
         program = self._program(tenant_id, account.program_id)
+        window = _Window.of(program, account, clock.now().date())
         progress = rules.tier_progress(
-            program, account.tier, lifetime_spend=account.lifetime_spend, purchases=account.purchases
+            program,
+            account.tier,
+            lifetime_spend=account.lifetime_spend,
+            purchases=account.purchases,
+            window_spend=window.spend() if window else None,
         )
         if progress is None:
             return None
@@ -954,4 +1139,7 @@ def check_invariant(store: LedgerStore, tenant_id: str, member_id: str) -> dict[
     balanced = account.balance == running == lots - account.lot_debt
     if not (balanced and chained and figures["available"] >= 0 and all(lot.remaining > 0 for lot in open_lots)):
         raise AssertionError(f"ledger out of balance for {member_id}: {figures}, entries chained: {chained}")
+    marker = store.tier_review_marker(tenant_id, member_id)
+    if marker != account.tier_review:
+        raise AssertionError(f"tier review of {member_id}: the account says {account.tier_review}, gsi1 {marker}")
     return figures

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from loyalty.models import BASIS_POINTS, ActivityEvent, BurnPolicy, Program, Tier, TierBasis
+from loyalty.models import BASIS_POINTS, ActivityEvent, BurnPolicy, Program, Tier, TierBasis, TierDowngrade
 
 
 def tier_for(program: Program, lifetime_spend: int) -> Tier:
@@ -22,32 +23,38 @@ def tier_named(program: Program, name: str) -> Tier:
     return next((tier for tier in program.tiers if tier.name == name), program.tiers[0])
 
 
-def basis_value(program: Program, *, lifetime_spend: int, purchases: int) -> int | None:
-    """Where a member stands on the program's tier basis; None for a windowed basis, which is
-    evaluated from the window's purchases, not from running totals."""
+def basis_value(
+    program: Program, *, lifetime_spend: int, purchases: int, window_spend: int | None = None
+) -> int | None:
+    """Where a member stands on the program's tier basis. For ``spend_window`` that is
+    ``window_spend`` (``window_spend()`` of the member's window), None when not given."""
     if program.tier_basis is TierBasis.LIFETIME_SPEND:
         return lifetime_spend
     if program.tier_basis is TierBasis.PURCHASE_COUNT:
         return purchases
-    return None
+    return window_spend
 
 
-def reached_tier(program: Program, current: str, *, lifetime_spend: int, purchases: int) -> Tier:
+def reached_tier(
+    program: Program, current: str, *, lifetime_spend: int, purchases: int, window_spend: int | None = None
+) -> Tier:
     """The member's tier after a qualifying purchase: an upgrade is immediate, and nothing here
-    ever lowers it (downgrades follow the program's rule, evaluated apart)."""
+    ever lowers it (downgrades follow the program's rule, evaluated apart: ``review_window``)."""
     held = tier_named(program, current)
-    value = basis_value(program, lifetime_spend=lifetime_spend, purchases=purchases)
+    value = basis_value(program, lifetime_spend=lifetime_spend, purchases=purchases, window_spend=window_spend)
     if value is None:
         return held
     earned = tier_for(program, value)
     return earned if earned.threshold > held.threshold else held
 
 
-def tier_progress(program: Program, current: str, *, lifetime_spend: int, purchases: int) -> dict | None:
+def tier_progress(
+    program: Program, current: str, *, lifetime_spend: int, purchases: int, window_spend: int | None = None
+) -> dict | None:
     """What the member still needs for the next tier, on the program's basis; None at the top."""
     held = tier_named(program, current)
     higher = [tier for tier in program.tiers if tier.threshold > held.threshold]
-    value = basis_value(program, lifetime_spend=lifetime_spend, purchases=purchases)
+    value = basis_value(program, lifetime_spend=lifetime_spend, purchases=purchases, window_spend=window_spend)
     if not higher or value is None:
         return None
     following = higher[0]
@@ -56,6 +63,131 @@ def tier_progress(program: Program, current: str, *, lifetime_spend: int, purcha
         "basis": program.tier_basis.value,
         "remaining": max(0, following.threshold - value),
     }
+
+
+# ------------------------------------------------------------------------ the spend window
+#
+# A windowed member's qualifying spend is kept by day: ``{first day of the bucket (ISO): minor
+# units}``. Windows up to WINDOW_MAX_BUCKETS days count whole UTC days exactly: the spend of day d
+# counts on days d .. d + N - 1 (N = ``tier_window_days``) and leaves the window on day d + N.
+# Longer windows group days into buckets of ``window_bucket_days(N)`` days, the same for every
+# member (day ordinal // width), and a bucket leaves when its last day does: spend counts for at
+# least N days and at most N + width - 1. So a member never holds more than about
+# WINDOW_MAX_BUCKETS + 1 buckets, whatever the window (3 650 days: 10-day buckets).
+
+WINDOW_MAX_BUCKETS = 366
+
+
+def window_bucket_days(window_days: int) -> int:
+    """Days per bucket: 1 for windows up to WINDOW_MAX_BUCKETS days, more for longer ones."""
+    return max(1, -(-window_days // WINDOW_MAX_BUCKETS))
+
+
+def window_bucket(day: date, window_days: int) -> date:
+    """The first day of the bucket that ``day`` belongs to."""
+    width = window_bucket_days(window_days)
+    return day if width == 1 else date.fromordinal(day.toordinal() // width * width)
+
+
+def window_leaves(bucket: date, window_days: int) -> date:
+    """The first day on which the spend of the bucket starting on ``bucket`` no longer counts."""
+    return bucket + timedelta(days=window_bucket_days(window_days) - 1 + window_days)
+
+
+def window_of(stored: Mapping[str, int], window_days: int, today: date) -> dict[str, int]:
+    """A member's window as it stands on ``today``: buckets of this window's width (a window
+    whose length changed regroups what was kept by each bucket's first day), without the buckets
+    that have left and without empty ones."""
+    window: dict[str, int] = {}
+    for key, amount in stored.items():
+        bucket = window_bucket(date.fromisoformat(key), window_days)
+        if amount > 0 and window_leaves(bucket, window_days) > today:
+            window[bucket.isoformat()] = window.get(bucket.isoformat(), 0) + int(amount)
+    return dict(sorted(window.items()))
+
+
+def window_counts(day: date, window_days: int, today: date) -> bool:
+    """Whether spend of ``day`` still counts on ``today`` (a backdated purchase may be too old)."""
+    return window_leaves(window_bucket(day, window_days), window_days) > today
+
+
+def window_add(window: Mapping[str, int], window_days: int, day: date, amount: int) -> dict[str, int]:
+    """The window with ``amount`` more spent on ``day``."""
+    key = window_bucket(day, window_days).isoformat()
+    return dict(sorted({**window, key: window.get(key, 0) + amount}.items()))
+
+
+def window_remove(window: Mapping[str, int], window_days: int, day: date, amount: int) -> dict[str, int]:
+    """The window with ``amount`` of the spend of ``day`` taken out (a refund): never below 0, and
+    nothing once that day's bucket has left."""
+    key = window_bucket(day, window_days).isoformat()
+    left = window.get(key, 0) - amount
+    return {k: v for k, v in window.items() if k != key} | ({key: left} if left > 0 else {})
+
+
+def window_spend(window: Mapping[str, int], window_days: int, day: date) -> int:
+    """The qualifying spend that counts on ``day``."""
+    return sum(v for k, v in window.items() if window_leaves(date.fromisoformat(k), window_days) > day)
+
+
+def window_falls_below(window: Mapping[str, int], window_days: int, threshold: int, after: date) -> date | None:
+    """The first day from ``after`` on when the window's spend, with no more purchases, is below
+    ``threshold``; None for a threshold of 0 (nothing is below it)."""
+    if threshold <= 0:
+        return None
+    leaving = sorted((window_leaves(date.fromisoformat(k), window_days), v) for k, v in window.items())
+    spend = sum(v for leaves, v in leaving if leaves > after)
+    if spend < threshold:
+        return after
+    for leaves, amount in leaving:
+        if leaves > after:
+            spend -= amount
+            if spend < threshold:
+                return leaves
+    return None  # pragma: no cover - every bucket leaves at last, and 0 < threshold
+
+
+def downgrades_by_window(program: Program) -> bool:
+    """Whether the program lowers tiers when the window's spend no longer reaches them."""
+    return program.tier_basis is TierBasis.SPEND_WINDOW and program.tier_downgrade is TierDowngrade.WINDOW
+
+
+def next_review(program: Program, held: Tier, window: Mapping[str, int], after: date) -> date | None:
+    """The day the member's tier is next reviewed: the first day from ``after`` on when the
+    window's spend is below the tier held. None when the program never lowers tiers, or for the
+    first tier."""
+    if not downgrades_by_window(program) or program.tier_window_days is None:
+        return None
+    return window_falls_below(window, program.tier_window_days, held.threshold, after)
+
+
+@dataclass(frozen=True)
+class Downgrade:
+    """One nightly review that lowered a tier: on ``as_of`` the window held ``spend``."""
+
+    as_of: date
+    source: Tier
+    target: Tier
+    spend: int
+
+
+def review_window(
+    program: Program, held: Tier, window: Mapping[str, int], due: date | None, today: date
+) -> tuple[list[Downgrade], Tier, date | None]:
+    """The reviews due up to ``today``, in order (missed nights are caught up one by one): each, on
+    its day, lowers the tier to the one the window's spend of that day reaches, if below the tier
+    held (never raises it). Answers the downgrades, the tier after them and the next review day."""
+    if not downgrades_by_window(program) or program.tier_window_days is None:
+        return [], held, None
+    steps: list[Downgrade] = []
+    while due is not None and due <= today:
+        spend = window_spend(window, program.tier_window_days, due)
+        reached = tier_for(program, spend)
+        if reached.threshold < held.threshold:
+            steps.append(Downgrade(as_of=due, source=held, target=reached, spend=spend))
+            held = reached
+        due = next_review(program, held, window, due + timedelta(days=1))
+    return steps, held, due
 
 
 def qualifies(program: Program, amount: int) -> bool:

@@ -20,10 +20,15 @@ order, in date order (ties keep their input order):
    (``rules.accrual_points``), nothing if it is below ``min_order_amount`` (``rules.qualifies``);
    a qualifying order then moves the member along the program's basis and upgrades at once
    (``rules.reached_tier``: lifetime spend or purchase count; an order below the minimum moves
-   nothing). For ``spend_window`` the tier is ``rules.tier_for`` of the qualifying spend of the
-   last ``tier_window_days`` days up to the order (the ledger does not evaluate windows yet);
-   with ``tier_downgrade: never`` a member keeps the highest tier reached, with ``window`` the
-   tier follows the window and is re-evaluated at each month's end for the tier distribution.
+   nothing). For ``spend_window`` the basis is the qualifying spend in the window on the order's
+   day (``rules.window_*``: the last ``tier_window_days`` UTC days, that day included; longer
+   windows than 366 days count in buckets, and spend leaves when its bucket's last day does).
+   With ``tier_downgrade: window`` the ledger reviews tiers nightly, at the start of each UTC day
+   (``loyalty.tiers``; a purchase makes a review that is due first): the tier drops to what the
+   window's spend reaches that day. So an order accrues at the tier of the window's spend on its
+   day before it, and a month's tier distribution is the window's tier at its last day. With
+   ``never`` a member keeps the highest tier reached. (Refunds, which the ledger lets lower a
+   tier only from the next day's review, are not simulated.)
 
 Months run from the first order's month to the last order's, each closed at its last day (burns
 falling after the last order but within its month are counted). Dates are UTC days: a date-time
@@ -33,9 +38,10 @@ Memory: the CSV is read once, row by row, into four compact arrays (20 bytes an 
 distinct member id kept once); they are sorted by time only if the rows were out of order (the
 sort holds about 30 bytes more an order while it runs). A replay adds per member a few list slots,
 its open lots (one pair of ints per earning day not yet burned or spent) and, for a windowed basis,
-its qualifying orders inside the window; all freed when the replay ends. Order ids name rows in
-messages and are not kept: each row is one order, repeats are not detected. A million orders of
-97,000 members peak at 160 MB, 190 MB out of order (docs/PERFORMANCE.md).
+its qualifying orders inside the window (by the day they leave it); all freed when the replay
+ends. Order ids name rows in messages and are not kept: each row is one order, repeats are not
+detected. A million orders of 97,000 members peak at 160 MB, 190 MB out of order
+(docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -387,6 +393,8 @@ class Replay:
         windowed = program.tier_basis is TierBasis.SPEND_WINDOW
         m_window: list[list[int]] = [[] for _ in range(members)] if windowed else []
         window_days = program.tier_window_days or 0
+        # the day an order's spend leaves the window: the day after its bucket's last day + N - 1
+        width = rules.window_bucket_days(window_days) if windowed else 1
         keep_best = program.tier_downgrade is TierDowngrade.NEVER
         by_count = program.tier_basis is TierBasis.PURCHASE_COUNT
         tier_counts = [0] * len(tiers)
@@ -461,20 +469,20 @@ class Replay:
             held = m_tier[m]
             qualifying = qualifies(program, amount)
             if windowed:
-                window = m_window[m]
-                if window and window[0] <= day - window_days:
+                window = m_window[m]  # flat [day it leaves, amount, ...], in leaving order
+                if window and window[0] <= day:
                     basis, i = m_basis[m], 0
-                    while i < len(window) and window[i] <= day - window_days:
+                    while i < len(window) and window[i] <= day:
                         basis -= window[i + 1]
                         i += 2
                     del window[:i]
                     m_basis[m] = basis
-                after = position[id(tier_for(program, m_basis[m]))]  # the window up to the order
+                after = position[id(tier_for(program, m_basis[m]))]  # the window on the order's day
                 if keep_best and after < held:
                     after = held
                 tier = tiers[after]
                 if qualifying:
-                    window += (day, amount)
+                    window += (day // width * width + width - 1 + window_days, amount)
                     m_basis[m] += amount
                     after = max(after, position[id(tier_for(program, m_basis[m]))])
             else:
@@ -573,12 +581,12 @@ def _window_tiers(
     tier_counts: list[int],
     position: dict[int, int],
 ) -> None:
-    """At the end of ``day``: every member's tier from the spend of the window that ends then."""
-    oldest = day - (program.tier_window_days or 0)
+    """At the end of ``day``: every member's tier from the spend of the window on that day (the
+    nightly review of ``day`` lowered it so; the window holds the day each order's spend leaves)."""
     for m, window in enumerate(m_window):
-        if window and window[0] <= oldest:
+        if window and window[0] <= day:
             i = 0
-            while i < len(window) and window[i] <= oldest:
+            while i < len(window) and window[i] <= day:
                 m_basis[m] -= window[i + 1]
                 i += 2
             del window[:i]

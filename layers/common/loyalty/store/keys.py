@@ -90,6 +90,30 @@ def birthday_gsi1pk(month_day: str, shard: int) -> str:
     return f"BDAY#{month_day}#{shard:02d}"
 
 
+# A windowed member's next tier review: the marker ``IDX#TIER`` in the member's partition, indexed
+# under ``TIERREVIEW#<shard>`` with the day first in the sort key, so that one Query per shard
+# (``gsi1sk < <tomorrow>``) finds every review due up to today, missed nights included.
+TIER_REVIEW_SK = "IDX#TIER"
+TIER_REVIEW_PREFIX = "TIERREVIEW#"
+
+
+def tier_review_gsi1pk(shard: int) -> str:
+    return f"{TIER_REVIEW_PREFIX}{shard:02d}"
+
+
+def tier_review_gsi1sk(day: str, tenant_id: str, member_id: str) -> str:
+    """``<YYYY-MM-DD>#<member pk>``: in day order within a shard."""
+    return f"{day}#{member_pk(tenant_id, member_id)}"
+
+
+def parse_member_pk(pk: str) -> tuple[str, str]:
+    """``(tenant_id, member_id)`` of a member's partition key (member ids never hold ``#``)."""
+    head, _, member_id = pk.rpartition("#M#")
+    if not head.startswith("T#") or not member_id:
+        raise ValueError(f"not a member's partition key: {pk!r}")
+    return head[2:], member_id
+
+
 def referral_pk(tenant_id: str, code: str) -> str:
     """The lookup item of a referral code (its member id)."""
     return f"T#{tenant_id}#REF#{code}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -206,6 +206,8 @@ def _account_from_item(item: dict[str, Any]) -> Account:
         is_company=bool(item.get("is_company", False)),
         company_id=item.get("company_id") or None,
         company_seq=int(item["company_seq"]) if item.get("company_seq") is not None else None,
+        tier_window={day: int(amount) for day, amount in (item.get("tier_window") or {}).items()},
+        tier_review=item.get("tier_review"),
     )
 
 
@@ -228,6 +230,7 @@ def _order_from_item(order_id: str, item: dict[str, Any] | None) -> Order:
         reversed_due=int(item.get("reversed_due", 0)),
         returned=int(item.get("returned", 0)),
         hold_seq=int(item.get("hold_seq", 0)),
+        window_day=item.get("window_day"),
     )
 
 
@@ -337,6 +340,37 @@ class LedgerReader(dynamo.Store):
     def all_entries(self, tenant_id: str, member_id: str) -> list[Entry]:
         items = self.query_all(keys.member_pk(tenant_id, member_id), "E#", consistent=True)
         return [_entry_from_item(item) for item in items]
+
+    def tier_review_marker(self, tenant_id: str, member_id: str) -> str | None:
+        """The day the member's IDX#TIER marker names (None without one): the invariant's check."""
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=dynamo.marshal({"pk": keys.member_pk(tenant_id, member_id), "sk": keys.TIER_REVIEW_SK}),
+            ConsistentRead=True,
+        )
+        return dynamo.unmarshal(response["Item"])["review"] if "Item" in response else None
+
+    def due_tier_reviews(self, shard: int, through: date) -> Iterator[tuple[str, str, str]]:
+        """``(day, tenant_id, member_id)`` of the tier reviews due up to ``through`` in one shard of
+        gsi1, earliest first, page by page: only what is due is read. The index is eventually
+        consistent and holds keys only: the account is the truth (``Ledger.review_tier``)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk < :until",
+            "ExpressionAttributeValues": dynamo.values(
+                {":pk": keys.tier_review_gsi1pk(shard), ":until": (through + timedelta(days=1)).isoformat()}
+            ),
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            for raw in page["Items"]:
+                item = dynamo.unmarshal(raw)
+                day, _, pk = item["gsi1sk"].partition("#")
+                yield (day, *keys.parse_member_pk(pk))
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _entry_from_item(item: dict[str, Any]) -> Entry:
@@ -510,6 +544,23 @@ class UnitOfWork:
                 "ExpressionAttributeValues": dynamo.values({":r": lot.remaining}),
             }
             self.items.append({"Put": put})
+
+    def set_tier_review(self, account: Account, day: str | None) -> None:
+        """Put the member's IDX#TIER marker for a review on ``day``, or delete it (None). No
+        condition of its own: the account's version, in the same transaction, guards it."""
+        key = {"pk": keys.member_pk(account.tenant_id, account.member_id), "sk": keys.TIER_REVIEW_SK}
+        if day is None:
+            self.items.append({"Delete": {"TableName": self.table, "Key": dynamo.marshal(key)}})
+            return
+        self._put(
+            {
+                **key,
+                "gsi1pk": keys.tier_review_gsi1pk(keys.due_shard(account.tenant_id, account.member_id)),
+                "gsi1sk": keys.tier_review_gsi1sk(day, account.tenant_id, account.member_id),
+                "review": day,
+            },
+            condition=None,
+        )
 
     def put_guard(
         self, account: Account, kind: str, business_key: str, fingerprint: str, result: dict[str, Any], created_at: str

@@ -40,6 +40,10 @@ class Account:
     is_company: bool = False
     company_id: str | None = None
     company_seq: int | None = None
+    # A spend_window program's qualifying spend by day (``rules.window_of``), and the day the tier
+    # is next reviewed (ISO date; mirrored by the member's IDX#TIER marker in gsi1).
+    tier_window: dict[str, int] = field(default_factory=dict)
+    tier_review: str | None = None
 
     def held(self, now: datetime) -> int:
         return sum(hold.points for hold in self.holds if hold.live(now))
@@ -75,6 +79,7 @@ class Order:
     reversed_due: int = 0
     returned: int = 0
     hold_seq: int = 0  # which hold of this order is the current one (a released one may be followed)
+    window_day: str | None = None  # the day its spend counts in a spend window (set if it counted)
 
     @property
     def base_amount(self) -> int | None:
