@@ -87,7 +87,7 @@ class ControlPlane:
 
     def _travel(self, request: Request) -> Response:
         body = self._body(request)
-        unknown = set(body) - {"advance", "to", "max_fires"}
+        unknown = set(body) - {"advance", "to", "max_fires", "fire"}
         if unknown:
             raise BadRequestError(f"unknown field(s): {', '.join(sorted(unknown))}")
         if ("advance" in body) == ("to" in body):
@@ -97,11 +97,14 @@ class ControlPlane:
         max_fires = body.get("max_fires", DEFAULT_MAX_FIRES)
         if not isinstance(max_fires, int) or isinstance(max_fires, bool) or max_fires < 0:
             raise BadRequestError('"max_fires" must be a non-negative integer')
+        fire = body.get("fire", True)
+        if not isinstance(fire, bool):
+            raise BadRequestError('"fire" must be true or false')
         if "advance" in body:
             target = Duration.parse(body["advance"]).after(self.clock.now())
         else:
             target = parse_rfc3339(body["to"])
-        outcome = self.scheduler.travel_to(target, max_fires=max_fires)
+        outcome = self.scheduler.travel_to(target, max_fires=max_fires, fire=fire)
         return ok({**self._clock_state(), **outcome})
 
     def _drain(self, request: Request) -> Response:

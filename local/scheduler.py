@@ -189,14 +189,25 @@ class Scheduler:
         due.sort(key=lambda item: (item[0], item[1]))
         return [(moment, active) for moment, _, active in due]
 
-    def travel_to(self, target: datetime, max_fires: int = DEFAULT_MAX_FIRES) -> dict[str, Any]:
-        """Move the clock to ``target`` (forward only), firing what falls due on the way."""
+    def travel_to(self, target: datetime, max_fires: int = DEFAULT_MAX_FIRES, *, fire: bool = True) -> dict[str, Any]:
+        """Move the clock to ``target`` (forward only), firing what falls due on the way. With
+        ``fire=False`` nothing fires: the occurrences on the way are dropped (``skipped``), as if
+        the schedules had been down meanwhile, and each schedule's next one is after ``target``."""
         with self._lock:
             now = self._clock.now()
             if target < now:
                 raise ClockError(
                     f"the clock only moves forward: {format_rfc3339(target)} is before {format_rfc3339(now)}"
                 )
+            if not fire:
+                skipped = []
+                for active in self._active:
+                    if active.next_due is not None and active.next_due <= target:
+                        skipped.append({"schedule": active.spec.name, "from": format_rfc3339(active.next_due)})
+                        active.next_due = active.schedule.next_after(target)
+                if target > self._clock.now():
+                    self._clock.move_to(target)
+                return {"fired": [], "skipped": sorted(skipped, key=lambda s: s["schedule"]), "drained": True}
             due = self._take_due(target, limit=max_fires)
             fired = []
             drained = True

@@ -710,6 +710,7 @@ def test_the_clock_endpoints_refuse_bad_requests(stack: dict[str, Any]) -> None:
         call(stack, "POST", "/_local/clock", json={"when": "later"}),
         call(stack, "POST", "/_local/clock", data="not json"),
         call(stack, "POST", "/_local/clock", json={"advance": "P1D", "max_fires": 0}),  # would fire some
+        call(stack, "POST", "/_local/clock", json={"advance": "P1D", "fire": "no"}),
         call(stack, "POST", "/_local/drain", json={"timeout": -1}),
     ]
     for answer in refused:

@@ -267,3 +267,47 @@ def test_local_clock_starts_where_told_and_never_goes_back() -> None:
     with pytest.raises(ClockError):
         clock.move_to(utc("2026-03-31T00:00"))
     assert clock.now() >= utc("2026-04-01T00:00")
+
+
+class _Runtime:
+    """A stand-in for the functions: records what was invoked, at which instant."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, datetime]] = []
+
+    def invoke(self, function: str, event: object, now: datetime, source: str = "") -> object:
+        self.calls.append((function, now))
+        return type("Result", (), {"ok": True, "error": None})()
+
+
+def test_time_travel_without_firing_drops_the_occurrences_on_the_way() -> None:
+    from local.model import ScheduleSpec
+    from local.scheduler import Scheduler
+
+    spec = ScheduleSpec(
+        name="Job.Hourly",
+        function="Job",
+        kind="Schedule",
+        expression="cron(5 * * * ? *)",
+        timezone=None,
+        input=None,
+        enabled=True,
+        resource_arn="arn:aws:events:us-east-1:123456789012:rule/JobHourly",
+    )
+    runtime = _Runtime()
+    clock = LocalClock(utc("2027-06-09T10:30"))
+    scheduler = Scheduler([spec], runtime, clock, drain=lambda: True)  # type: ignore[arg-type]
+
+    quiet = scheduler.travel_to(utc("2028-06-08T10:30"), fire=False)  # a year: 8,784 hours, none fired
+    assert quiet == {
+        "fired": [],
+        "skipped": [{"schedule": "Job.Hourly", "from": "2027-06-09T11:05:00Z"}],
+        "drained": True,
+    }
+    assert runtime.calls == [] and clock.now() >= utc("2028-06-08T10:30")
+    assert scheduler.describe()[0]["next"] == "2028-06-08T11:05:00Z"
+
+    loud = scheduler.travel_to(utc("2028-06-08T12:10"))  # firing again from the next occurrence on
+    assert [entry["at"] for entry in loud["fired"]] == ["2028-06-08T11:05:00Z", "2028-06-08T12:05:00Z"]
+    assert [at for _, at in runtime.calls] == [utc("2028-06-08T11:05"), utc("2028-06-08T12:05")]
+    scheduler.stop()
