@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from loyalty.admin import DEMO_WELCOME_BONUS
 from scripts import invoke, samtemplate
 
 pytestmark = pytest.mark.built
@@ -129,7 +130,7 @@ def api_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
     assert header(replay, "Idempotent-Replayed") == "true"
 
     member = http(call("get_member.json"), 200, "application/json")
-    assert member["member_id"] == "cust-1001" and member["balance"] == 0
+    assert member["member_id"] == "cust-1001" and member["balance"] == DEMO_WELCOME_BONUS  # only the welcome bonus
 
     problem = http(call("post_member_malformed.json"), 400, PROBLEM_JSON)
     assert problem["status"] == 400 and problem["type"].startswith("urn:problem:loyalty:")

@@ -19,16 +19,21 @@ from typing import Any
 import pytest
 import requests
 
+from loyalty.admin import DEMO_WELCOME_BONUS
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_PREFIX = "urn:problem:loyalty:"
 TIMEOUT = 60
 
 # The demo program (loyalty.admin.demo_program): RUB, 1 point = 1.00 RUB (100 minor units),
-# Silver accrues 3 % below a lifetime spend of 50,000.00 RUB, an order may be paid 15 % in points.
+# Silver accrues 3 % below a lifetime spend of 50,000.00 RUB, an order may be paid 15 % in points,
+# and every member enrolled in it starts with a welcome bonus of WELCOME points (a ``welcome_bonus``
+# entry, in a lot that burns a year later like any accrual).
 CURRENCY = "RUB"
 POINT_VALUE = 100
 SILVER_BP = 300
 REDEEM_SHARE_BP = 1_500
+WELCOME = DEMO_WELCOME_BONUS
 
 
 def new_id(prefix: str) -> str:

@@ -17,7 +17,7 @@ import requests
 from loyalty.access import DEFAULT_PERMISSIONS, Permission
 from loyalty.api.access import ROUTE_PERMISSIONS
 from loyalty.models import Role
-from tests.e2e.conftest import CURRENCY, Api, new_id
+from tests.e2e.conftest import CURRENCY, WELCOME, Api, new_id
 
 pytestmark = pytest.mark.e2e
 
@@ -333,10 +333,10 @@ def test_manual_adjustments_follow_the_managers_limit_and_are_audited(api: Api, 
     too_big = {"adjustment_id": new_id("a"), "points": 5_000, "reason": "goodwill"}
     problem = Api.problem(manager.post(f"/v1/members/{member_id}/adjustments", too_big), 403, "forbidden")
     assert "1000" in problem["detail"] and "senior" in problem["detail"] and "admin" in problem["detail"]
-    assert api.member(member_id)["balance"] == 500
+    assert api.member(member_id)["balance"] == WELCOME + 500  # the welcome bonus, and the small adjustment
     big = senior.post(f"/v1/members/{member_id}/adjustments", too_big)
     assert big.status_code == 201, big.text
-    assert api.member(member_id)["balance"] == 5_500
+    assert api.member(member_id)["balance"] == WELCOME + 5_500
 
     audit = as_key(api, keys["demo"]["admin"]).get(f"/v1/audit?member_id={member_id}&action=adjustment")
     assert audit.status_code == 200, audit.text
@@ -346,7 +346,11 @@ def test_manual_adjustments_follow_the_managers_limit_and_are_audited(api: Api, 
         (500, "manager", "late delivery"),
     ]
     entries = api.entries(member_id)
-    assert {e["actor"]["role"] for e in entries} == {"manager", "senior"}
+    assert [(e["type"], e["actor"]["role"]) for e in entries] == [
+        ("adjustment", "senior"),
+        ("adjustment", "manager"),
+        ("welcome_bonus", "integration"),  # booked at enrolment, by the shop's key
+    ]
 
 
 def test_the_tenant_sets_the_managers_limit(api: Api, keys, local_stack) -> None:

@@ -1,10 +1,11 @@
 """Bad input on every ledger endpoint, over real HTTP: each case is a 4xx RFC 9457 problem, and
 NOTHING is written: the members' views and their whole ledgers are the same afterwards.
 
-One module-scoped "world" holds a member with a bit of everything (a purchase, a redemption,
-an open, a captured and a released hold, an adjustment, a refund, a transfer) and a second
-member that receives transfers. Every case runs against it; ``{a}``, ``{b}``, ``{nobody}``,
-``{captured}``, ``{released}``, ``{cursor}`` in a case stand for the world's ids.
+One module-scoped "world" holds a member with a bit of everything (the demo program's welcome
+bonus, a purchase, a redemption, an open, a captured and a released hold, an adjustment, a refund,
+a transfer) and a second member that receives transfers. Every case runs against it; ``{a}``,
+``{b}``, ``{nobody}``, ``{captured}``, ``{released}``, ``{cursor}`` in a case stand for the
+world's ids.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from typing import Any
 
 import pytest
 
-from .conftest import CURRENCY, Api, new_id
+from .conftest import CURRENCY, WELCOME, Api, new_id
 
 pytestmark = pytest.mark.e2e
 
 BIG_ORDER = 1_000_000  # 10,000.00 RUB: 300 points at Silver, up to 1,500 points of it payable
 TOO_MANY_POINTS = 1_000_000_001
 TOO_MUCH_MONEY = 10**13 + 1
+# What the world's member ``a`` may spend: its welcome bonus, and 300 - 20 - 5 + 7 - 30 - 2 = 250
+# points of its own, 10 of them held.
+AVAILABLE = WELCOME + 240
 
 
 @dataclass
@@ -80,9 +84,9 @@ def world(api: Api, local_stack: dict[str, Any]) -> World:
     )
     world.baseline = world.state()
     member = world.baseline["a"]["member"]
-    assert (member["balance"], member["held"], member["available"]) == (250, 10, 240)
-    assert world.baseline["b"]["member"]["balance"] == 2
-    assert len(world.baseline["a"]["entries"]) == 6
+    assert (member["balance"], member["held"], member["available"]) == (WELCOME + 250, 10, AVAILABLE)
+    assert world.baseline["b"]["member"]["balance"] == WELCOME + 2
+    assert len(world.baseline["a"]["entries"]) == 7  # the welcome bonus first
     return world
 
 
@@ -263,7 +267,7 @@ CASES = [
     *currency_cases("hold", H, SPEND),
     *id_cases("hold", H, SPEND, "order_id"),
     *body_cases("hold", H, SPEND),
-    case("hold-more-than-available", "POST", H, with_(SPEND, points=241), 409, slug="insufficient-points"),
+    case("hold-more-than-available", "POST", H, with_(SPEND, points=AVAILABLE + 1), 409, slug="insufficient-points"),
     case("hold-more-than-the-order-allows", "POST", H, with_(SPEND, points=16, order_amount=10_000), 409),
     case("hold-order-replayed-other-points", "POST", H, with_(SPEND, order_id="held-1", points=11), 409),
     # ------------------------------------------------------------------ capture and release
@@ -281,7 +285,7 @@ CASES = [
     *currency_cases("redeem", R, SPEND),
     *id_cases("redeem", R, SPEND, "order_id"),
     *body_cases("redeem", R, SPEND),
-    case("redeem-more-than-available", "POST", R, with_(SPEND, points=241), 409, slug="insufficient-points"),
+    case("redeem-more-than-available", "POST", R, with_(SPEND, points=AVAILABLE + 1), 409, slug="insufficient-points"),
     case("redeem-more-than-the-order-allows", "POST", R, with_(SPEND, points=16, order_amount=10_000), 409),
     case("redeem-beyond-the-held-orders-room", "POST", R, with_(SPEND, order_id="held-1", points=1491), 409),
     case("redeem-order-replayed-other-points", "POST", R, with_(SPEND, order_id="spent-1", points=21), 409),
@@ -306,7 +310,14 @@ CASES = [
     case("adjust-reason-number", "POST", A, with_(ADJUST, reason=12345), field="reason"),
     *id_cases("adjust", A, ADJUST, "adjustment_id"),
     *body_cases("adjust", A, ADJUST),
-    case("adjust-take-more-than-available", "POST", A, with_(ADJUST, points=-241), 409, slug="insufficient-points"),
+    case(
+        "adjust-take-more-than-available",
+        "POST",
+        A,
+        with_(ADJUST, points=-(AVAILABLE + 1)),
+        409,
+        slug="insufficient-points",
+    ),
     case("adjust-replayed-other-points", "POST", A, with_(ADJUST, adjustment_id="adj-1", points=8), 409),
     # ------------------------------------------------------------------ transfers
     *points_cases("transfer", T, TRANSFER),
@@ -315,7 +326,14 @@ CASES = [
     *body_cases("transfer", T, TRANSFER),
     case("transfer-to-self", "POST", T, with_(TRANSFER, to_member_id="{a}"), field="to_member_id"),
     case("transfer-to-unknown-member", "POST", T, with_(TRANSFER, to_member_id="{nobody}"), 404),
-    case("transfer-more-than-available", "POST", T, with_(TRANSFER, points=241), 409, slug="insufficient-points"),
+    case(
+        "transfer-more-than-available",
+        "POST",
+        T,
+        with_(TRANSFER, points=AVAILABLE + 1),
+        409,
+        slug="insufficient-points",
+    ),
     case("transfer-replayed-other-points", "POST", T, with_(TRANSFER, transfer_id="tr-1", points=3), 409),
     # ------------------------------------------------------------------ entries
     case("entries-limit-zero", "GET", E + "?limit=0", field="query:limit"),
@@ -358,7 +376,7 @@ def test_bad_input_is_a_problem_and_writes_nothing(world: World, bad: Case) -> N
     if bad.field is not None:
         assert bad.field in api.fields_named(problem), problem
     if bad.status == 409 and bad.slug == "insufficient-points":
-        assert problem["available"] == 240
+        assert problem["available"] == AVAILABLE
 
     after = world.state(with_b="/transfers" in bad.path or "{b}" in bad.path)
     if after != world.baseline:

@@ -2,10 +2,12 @@
 replacing a lost card; handing a card to another member; bad input; other tenants.
 
 The ledger stays per member: what a card does shows on its member (``GET /v1/members/{id}`` and
-its entries, whose ``details`` name the card). The demo program does not allow hand-overs; the
+its entries, whose ``details`` name the card; a member of the demo program also has its welcome
+bonus, booked at enrolment, not by card). The demo program does not allow hand-overs; the
 hand-overs that go through run on a stack of this module's own, whose demo tenant gets a second
-program that allows them (seeded into the config table through the stack's AWS endpoint: the
-programs API is not there yet).
+program that allows them and gives no one-off bonuses, so that its members hold exactly what the
+test gave them (seeded into the config table through the stack's AWS endpoint: the programs API
+was not there yet).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import requests
 
 from loyalty import cards as card_rules
 from loyalty.admin import demo_program
+from tests.support.programs import without_one_off_bonuses
 
-from .conftest import CURRENCY, Api, new_id, retry_busy, silver_points
+from .conftest import CURRENCY, WELCOME, Api, new_id, retry_busy, silver_points
 
 pytestmark = pytest.mark.e2e
 
@@ -105,22 +108,24 @@ def test_issue_link_look_up_and_accrue_and_redeem_by_card(api: Api, staff: dict[
     assert by_member.status_code == 201 and by_member.json()["entry_id"] == bought.json()["entry_id"]
     spent = api.post(f"/v1/cards/{number}/redemptions", spend_body(120))
     assert spent.status_code == 201, spent.text
-    assert (spent.json()["balance"], spent.json()["member_id"]) == (180, member_id)
+    assert (spent.json()["balance"], spent.json()["member_id"]) == (WELCOME + 180, member_id)
 
     state = check_ledger(api, member_id)
-    assert state["member"]["balance"] == 180
-    assert [(e["type"], e["details"]["card_number"]) for e in state["entries"]] == [
+    assert state["member"]["balance"] == WELCOME + 180
+    *by_card, welcome = state["entries"]
+    assert (welcome["type"], welcome["points"]) == ("welcome_bonus", WELCOME)  # booked at enrolment
+    assert [(e["type"], e["details"]["card_number"]) for e in by_card] == [
         ("redemption", number),
         ("accrual", number),
     ]
-    assert all("test" not in e["details"] for e in state["entries"])
+    assert all("test" not in e["details"] for e in by_card)
     seen = card_of(api, number)  # the shop's key reads cards (members:read)
     assert seen["member_id"] == member_id and seen["member"]["member_id"] == member_id
-    assert (seen["member"]["balance"], seen["member"]["available"]) == (180, 180)
+    assert (seen["member"]["balance"], seen["member"]["available"]) == (WELCOME + 180, WELCOME + 180)
     # A member may have several cards; all book on the one balance.
     second = issue(staff["manager"], member_id=member_id)
     assert api.post(f"/v1/cards/{second['card_number']}/purchases", purchase_body()).status_code == 201
-    assert check_ledger(api, member_id)["member"]["balance"] == 480
+    assert check_ledger(api, member_id)["member"]["balance"] == WELCOME + 480
 
 
 def test_an_unlinked_or_blocked_card_is_a_409_and_books_nothing(api: Api, staff: dict[str, Api]) -> None:
@@ -149,7 +154,7 @@ def test_an_unlinked_or_blocked_card_is_a_409_and_books_nothing(api: Api, staff:
     Api.problem(api.post(f"/v1/cards/{lost}/redemptions", spend_body(1)), 409, "conflict")
     Api.problem(staff["manager"].post(f"/v1/cards/{lost}/link", {"member_id": api.enrol()}), 409, "conflict")
     assert check_ledger(api, member_id) == before
-    spent = api.post(f"/v1/cards/{new['card_number']}/redemptions", spend_body(300))
+    spent = api.post(f"/v1/cards/{new['card_number']}/redemptions", spend_body(WELCOME + 300))  # all of it
     assert spent.status_code == 201 and spent.json()["balance"] == 0, spent.text
     assert card_of(api, lost)["status"] == "blocked"
 
@@ -179,8 +184,9 @@ def test_sale_and_test_cards(api: Api, staff: dict[str, Api]) -> None:
 
     api.post(f"/v1/cards/{number}/purchases", purchase_body()).raise_for_status()
     api.post(f"/v1/cards/{number}/redemptions", spend_body(10)).raise_for_status()
-    entries = check_ledger(api, member_id)["entries"]
-    assert [e["details"]["test"] for e in entries] == [True, True]
+    *by_card, welcome = check_ledger(api, member_id)["entries"]
+    assert [e["details"]["test"] for e in by_card] == [True, True]
+    assert welcome["type"] == "welcome_bonus" and not (welcome["details"] or {}).get("test")  # not by card
     audit = staff["admin"].get(f"/v1/audit?member_id={member_id}").json()["records"]
     assert {"card.issue", "card.sale"} <= {r["action"] for r in audit}
 
@@ -213,7 +219,7 @@ def handover_stack(start_local_stack: Any) -> Iterator[dict[str, Api]]:
     )
     from loyalty.store.config import ConfigStore
 
-    program = demo_program("demo").model_copy(update={"program_id": HANDOVER_PROGRAM, "allow_card_handover": True})
+    program = without_one_off_bonuses(demo_program("demo"), program_id=HANDOVER_PROGRAM, allow_card_handover=True)
     ConfigStore(stack["tables"]["ConfigTable"], dynamodb).put_program(program)
     clients = {role: Api(stack, key(stack, role)) for role in ("integration", "manager", "senior", "admin")}
     yield clients

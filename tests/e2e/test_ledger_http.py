@@ -1,7 +1,8 @@
 """The ledger over real HTTP: parallel spending, retries, Idempotency-Key, and the life of a hold.
 
 Money is RUB in kopecks. The demo program: a point is worth 1.00 RUB, Silver members earn 3 % of
-a purchase in points, and at most 15 % of an order may be paid in points.
+a purchase in points, at most 15 % of an order may be paid in points, and every member starts with
+a welcome bonus of ``WELCOME`` points (the first entry of each ledger).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import CURRENCY, Api, new_id, retry_busy, silver_points
+from .conftest import CURRENCY, WELCOME, Api, new_id, retry_busy, silver_points
 
 pytestmark = pytest.mark.e2e
 
@@ -73,8 +74,8 @@ def test_parallel_redemptions_and_holds_never_overdraw(private_api: Api) -> None
     api = private_api
     member_id = api.enrol()
     accruals = [api.purchase(member_id, f"buy-{i}", BIG_ORDER) for i in range(3)]
-    start_balance = sum(accrual["points"] for accrual in accruals)
-    assert start_balance == 3 * silver_points(BIG_ORDER) == 900
+    assert sum(accrual["points"] for accrual in accruals) == 3 * silver_points(BIG_ORDER) == 900
+    start_balance = WELCOME + 900
     assert api.member(member_id)["available"] == start_balance
 
     # 25 redemptions and 25 holds, each on its own order, asking 30..36 points: about 1,650 in all.
@@ -128,7 +129,8 @@ def test_parallel_redemptions_and_holds_never_overdraw(private_api: Api) -> None
         accepted["redemptions"]
     )
     assert sorted(entry["order_id"] for entry in entries if entry["type"] == "accrual") == ["buy-0", "buy-1", "buy-2"]
-    assert len(entries) == 3 + len(accepted["redemptions"])  # holds write no entry until captured
+    assert entries[-1]["type"] == "welcome_bonus" and entries[-1]["points"] == WELCOME
+    assert len(entries) == 1 + 3 + len(accepted["redemptions"])  # holds write no entry until captured
     check_chain(entries, member["balance"])
 
 
@@ -139,7 +141,9 @@ def test_entries_pages_cover_the_ledger_exactly_once(api: Api) -> None:
     everything = api.entries(member_id, limit=100)
     expected = [f"buy-{i:02d}" for i in reversed(range(12))]
     expected.insert(expected.index("buy-09"), "buy-09")  # spend reaches Gold there: an entry of its own
+    expected.append(None)  # the welcome bonus, first of all: no order
     assert [entry["order_id"] for entry in everything] == expected
+    assert (everything[-1]["type"], everything[-1]["points"]) == ("welcome_bonus", WELCOME)
     upgrade, accrual = (entry for entry in everything if entry["order_id"] == "buy-09")
     assert (upgrade["type"], upgrade["points"], accrual["type"]) == ("tier_change", 0, "accrual")
     assert (upgrade["details"]["from"], upgrade["details"]["to"]) == ("Silver", "Gold")
@@ -148,7 +152,8 @@ def test_entries_pages_cover_the_ledger_exactly_once(api: Api) -> None:
     assert progress["next_tier"] == "Platinum" and progress["remaining"] == 20_000_000 - 7_800_000
     assert progress["message"] == "spend 122 000.00 RUB more to reach Platinum"
     check_chain(everything, api.member(member_id)["balance"])
-    for limit in (1, 2, 5, 11, 12, 13):
+    assert len(everything) == 14
+    for limit in (1, 2, 5, 12, 13, 14):
         assert api.entries(member_id, limit=limit) == everything, f"limit={limit}"
     first = api.get(f"/v1/members/{member_id}/entries?limit=5").json()
     assert len(first["entries"]) == 5 and first["next_cursor"]
@@ -172,7 +177,7 @@ def test_the_same_purchase_sent_again_and_again_books_once(private_api: Api) -> 
     # answers 201; the ledger's guard returns the stored result).
     assert [answer.status_code for answer in in_a_row] == [201] * 20
     first = in_a_row[0].json()
-    assert first["points"] == silver_points(250_000) == 75 and first["balance"] == 75
+    assert first["points"] == silver_points(250_000) == 75 and first["balance"] == WELCOME + 75
     assert all(answer.json() == first for answer in in_a_row)
 
     replays = parallel(20, lambda _, session: retry_busy(lambda: api.post(path, body, session=session))[0])
@@ -185,7 +190,7 @@ def test_the_same_purchase_sent_again_and_again_books_once(private_api: Api) -> 
     assert [answer.status_code for answer in raced] == [201] * 20
     results = [answer.json() for answer in raced]
     assert all(result == results[0] for result in results)
-    assert results[0]["points"] == silver_points(400_000) == 120 and results[0]["balance"] == 75 + 120
+    assert results[0]["points"] == silver_points(400_000) == 120 and results[0]["balance"] == WELCOME + 75 + 120
     assert results[0]["entry_id"] != first["entry_id"]
 
     # The same order with another amount is a conflict, and books nothing.
@@ -202,8 +207,8 @@ def test_the_same_purchase_sent_again_and_again_books_once(private_api: Api) -> 
     by_order = {entry["order_id"]: entry for entry in entries}
     assert by_order["order-A"]["entry_id"] == first["entry_id"] and by_order["order-A"]["points"] == 75
     assert by_order["order-B"]["entry_id"] == results[0]["entry_id"] and by_order["order-B"]["points"] == 120
-    assert before["member"]["balance"] == before["member"]["lifetime_earned"] == 195
-    check_chain(entries, 195)
+    assert before["member"]["balance"] == before["member"]["lifetime_earned"] == WELCOME + 195
+    check_chain(entries, WELCOME + 195)
 
 
 def test_idempotency_key_replays_the_first_answer(api: Api) -> None:
@@ -216,7 +221,7 @@ def test_idempotency_key_replays_the_first_answer(api: Api) -> None:
     first = api.post(path, body, headers={"Idempotency-Key": key})
     assert first.status_code == 201, first.text
     assert "Idempotent-Replayed" not in first.headers
-    assert first.json()["balance"] == 260
+    assert first.json()["balance"] == WELCOME + 260
 
     for _ in range(3):
         again = api.post(path, body, headers={"Idempotency-Key": key})
@@ -238,8 +243,8 @@ def test_idempotency_key_replays_the_first_answer(api: Api) -> None:
     bad_key = api.post(path, {**body, "order_id": "pay-2"}, headers={"Idempotency-Key": "not a key!"})
     api.problem(bad_key, 400, "bad-idempotency-key")
     assert api.state(member_id) == after
-    assert after["member"]["balance"] == 260
-    assert [entry["type"] for entry in after["entries"]] == ["redemption", "accrual"]
+    assert after["member"]["balance"] == WELCOME + 260
+    assert [entry["type"] for entry in after["entries"]] == ["redemption", "accrual", "welcome_bonus"]
 
 
 def test_idempotency_key_replays_an_error_too_and_never_books_later(api: Api) -> None:
@@ -247,14 +252,14 @@ def test_idempotency_key_replays_an_error_too_and_never_books_later(api: Api) ->
     member_id = api.enrol()
     path = f"/v1/members/{member_id}/redemptions"
     key = new_id("idem")
-    body = {"order_id": "pay-1", "points": 10, "order_amount": BIG_ORDER, "currency": CURRENCY}
+    body = {"order_id": "pay-1", "points": WELCOME + 10, "order_amount": BIG_ORDER, "currency": CURRENCY}
     refused = api.post(path, body, headers={"Idempotency-Key": key})
-    assert api.problem(refused, 409, "insufficient-points")["available"] == 0
+    assert api.problem(refused, 409, "insufficient-points")["available"] == WELCOME
     api.purchase(member_id, "buy-1", BIG_ORDER)
     replay = api.post(path, body, headers={"Idempotency-Key": key})
     assert replay.status_code == 409 and replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json() == refused.json()
-    assert api.member(member_id)["balance"] == 300
+    assert api.member(member_id)["balance"] == WELCOME + 300
     fresh = api.post(path, body, headers={"Idempotency-Key": new_id("idem")})
     assert fresh.status_code == 201, fresh.text
 
@@ -277,13 +282,13 @@ def test_hold_capture_twice_then_release_is_409(api: Api) -> None:
     api.purchase(member_id, "buy-1", BIG_ORDER)  # 300
     hold = place_hold(api, member_id, "cart-1", 120)
     member = api.member(member_id)
-    assert (member["balance"], member["held"], member["available"]) == (300, 120, 180)
+    assert (member["balance"], member["held"], member["available"]) == (WELCOME + 300, 120, WELCOME + 180)
 
     captured = api.post(f"/v1/holds/{hold['hold_id']}/capture")
     assert captured.status_code == 200, captured.text
     result = captured.json()
     assert result["status"] == "captured" and result["hold_id"] == hold["hold_id"]
-    assert result["points"] == 120 and result["balance"] == 180 and result["entry_id"]
+    assert result["points"] == 120 and result["balance"] == WELCOME + 180 and result["entry_id"]
     assert result["order_id"] == "cart-1" and result["expires_at"] == hold["expires_at"]
 
     again = api.post(f"/v1/holds/{hold['hold_id']}/capture")
@@ -295,19 +300,19 @@ def test_hold_capture_twice_then_release_is_409(api: Api) -> None:
     assert api.state(member_id) == before
 
     member = before["member"]
-    assert (member["balance"], member["held"], member["available"]) == (180, 0, 180)
+    assert (member["balance"], member["held"], member["available"]) == (WELCOME + 180, 0, WELCOME + 180)
     redemptions = [entry for entry in before["entries"] if entry["type"] == "redemption"]
     assert len(redemptions) == 1
     assert redemptions[0]["entry_id"] == result["entry_id"]
     assert (redemptions[0]["points"], redemptions[0]["order_id"]) == (-120, "cart-1")
-    check_chain(before["entries"], 180)
+    check_chain(before["entries"], WELCOME + 180)
 
 
 def test_hold_release_then_capture_is_409(api: Api) -> None:
     member_id = api.enrol()
     api.purchase(member_id, "buy-1", BIG_ORDER)  # 300
     hold = place_hold(api, member_id, "cart-1", 50)
-    assert api.member(member_id)["available"] == 250
+    assert api.member(member_id)["available"] == WELCOME + 250
 
     released = api.post(f"/v1/holds/{hold['hold_id']}/release")
     assert released.status_code == 200, released.text
@@ -320,8 +325,8 @@ def test_hold_release_then_capture_is_409(api: Api) -> None:
     assert api.problem(captured, 409, "conflict")["hold_status"] == "released"
     assert api.state(member_id) == before
     member = before["member"]
-    assert (member["balance"], member["held"], member["available"]) == (300, 0, 300)
-    assert [entry["type"] for entry in before["entries"]] == ["accrual"]
+    assert (member["balance"], member["held"], member["available"]) == (WELCOME + 300, 0, WELCOME + 300)
+    assert [entry["type"] for entry in before["entries"]] == ["accrual", "welcome_bonus"]
 
 
 def test_an_order_whose_hold_was_released_may_be_held_again(api: Api) -> None:
@@ -342,14 +347,14 @@ def test_an_order_whose_hold_was_released_may_be_held_again(api: Api) -> None:
     captured = api.post(f"/v1/holds/{second['hold_id']}/capture")
     assert captured.status_code == 200, captured.text
     member = api.member(member_id)
-    assert (member["balance"], member["held"], member["available"]) == (240, 0, 240)
+    assert (member["balance"], member["held"], member["available"]) == (WELCOME + 240, 0, WELCOME + 240)
     # Once captured, the order's hold is final: asking again answers the capture.
     again = api.post(
         f"/v1/members/{member_id}/holds",
         {"order_id": "cart-1", "points": 60, "order_amount": BIG_ORDER, "currency": CURRENCY},
     )
     assert again.status_code == 201 and again.json() == captured.json()
-    assert api.member(member_id)["balance"] == 240
+    assert api.member(member_id)["balance"] == WELCOME + 240
 
 
 def test_a_redemption_on_a_held_order_uses_the_hold_room(api: Api) -> None:
@@ -365,7 +370,7 @@ def test_a_redemption_on_a_held_order_uses_the_hold_room(api: Api) -> None:
     assert api.state(member_id) == before
     fits = api.post(f"/v1/members/{member_id}/redemptions", {**body, "points": 50})
     assert fits.status_code == 201, fits.text
-    assert fits.json()["balance"] == 250 and fits.json()["available"] == 150
+    assert fits.json()["balance"] == WELCOME + 250 and fits.json()["available"] == WELCOME + 150
 
 
 def test_an_expired_hold_cannot_be_captured_and_frees_its_points(private_api: Api) -> None:
@@ -374,22 +379,22 @@ def test_an_expired_hold_cannot_be_captured_and_frees_its_points(private_api: Ap
     member_id = api.enrol()
     api.purchase(member_id, "buy-1", BIG_ORDER)  # 300
     hold = place_hold(api, member_id, "cart-1", 100)
-    assert api.member(member_id)["available"] == 200
+    assert api.member(member_id)["available"] == WELCOME + 200
 
     travel = requests.post(api.url + "/_local/clock", json={"advance": "PT20M"}, timeout=60)
     assert travel.status_code == 200, travel.text
 
     member = api.member(member_id)
-    assert (member["balance"], member["held"], member["available"]) == (300, 0, 300)
+    assert (member["balance"], member["held"], member["available"]) == (WELCOME + 300, 0, WELCOME + 300)
     before = api.state(member_id)
     captured = api.post(f"/v1/holds/{hold['hold_id']}/capture")
     problem = api.problem(captured, 409, "conflict")
     assert problem["hold_status"] == "expired" and "expired" in problem["detail"]
     assert api.state(member_id) == before
-    assert [entry["type"] for entry in before["entries"]] == ["accrual"]
+    assert [entry["type"] for entry in before["entries"]] == ["accrual", "welcome_bonus"]
 
-    # The freed points can be spent on another order at once.
-    spend = {"order_id": "cart-2", "points": 300, "order_amount": 10 * BIG_ORDER, "currency": CURRENCY}
+    # The freed points can be spent on another order at once: all of them.
+    spend = {"order_id": "cart-2", "points": WELCOME + 300, "order_amount": 10 * BIG_ORDER, "currency": CURRENCY}
     redeemed = api.post(f"/v1/members/{member_id}/redemptions", spend)
     assert redeemed.status_code == 201, redeemed.text
     assert redeemed.json()["balance"] == 0 and redeemed.json()["available"] == 0

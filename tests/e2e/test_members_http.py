@@ -3,12 +3,13 @@ conventions (keys, problem+json, request ids) as a web shop meets them."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 import requests
 
-from .conftest import PROBLEM_JSON, Api, new_id
+from .conftest import PROBLEM_JSON, WELCOME, Api, new_id
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +84,8 @@ def test_enrol_is_idempotent_and_conflicts_on_other_data(api: Api) -> None:
     assert first.status_code == 201, first.text
     assert first.headers["Content-Type"] == "application/json"
     created = first.json()
+    # The welcome bonus burns after the demo program's bonus lifetime of 365 days.
+    welcome_burns = (date.fromisoformat(created["enrolled_at"][:10]) + timedelta(days=365)).isoformat()
     assert created == {
         "member_id": member_id,
         "program_id": "demo",
@@ -94,11 +97,11 @@ def test_enrol_is_idempotent_and_conflicts_on_other_data(api: Api) -> None:
         "consents": {"marketing": True, "bonus_notices": False},
         "enrolled_at": created["enrolled_at"],
         "tier": "Silver",
-        "balance": 0,
+        "balance": WELCOME,  # the demo program's welcome bonus, booked with the enrolment
         "held": 0,
-        "available": 0,
-        "lifetime_earned": 0,
-        "next_expiry": None,
+        "available": WELCOME,
+        "lifetime_earned": WELCOME,
+        "next_expiry": {"date": welcome_burns, "points": WELCOME},
         "tier_progress": {
             "next_tier": "Gold",
             "basis": "lifetime_spend",
@@ -127,7 +130,12 @@ def test_read_member_shows_profile_balance_and_tier(api: Api) -> None:
     assert answer.status_code == 200, answer.text
     member = answer.json()
     assert member["member_id"] == member_id and member["email"] == "reader@example.com"
-    assert (member["balance"], member["held"], member["available"], member["lifetime_earned"]) == (0, 0, 0, 0)
+    assert (member["balance"], member["held"], member["available"], member["lifetime_earned"]) == (
+        WELCOME,  # the welcome bonus, and nothing else yet
+        0,
+        WELCOME,
+        WELCOME,
+    )
     assert member["tier"] == "Silver" and member["program_id"] == "demo"
     assert member["locale"] == "en" and member["time_zone"] == "UTC"  # the defaults
     assert member["consents"] == {"marketing": False, "bonus_notices": True}
@@ -156,7 +164,7 @@ def test_without_a_valid_key_401_problem(api: Api, headers: dict[str, str]) -> N
         problem = api.problem(answer, 401, "unauthorized")
         assert answer.headers["WWW-Authenticate"] == "Bearer"
         assert "Authorization: Bearer" in problem["detail"]
-    assert api.member(member_id)["balance"] == 0  # the purchase without a key booked nothing
+    assert api.member(member_id)["balance"] == WELCOME  # the purchase without a key booked nothing
 
 
 def test_broken_json_is_400(api: Api) -> None:

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from loyalty import clock
 from loyalty import settings as settings_module
-from loyalty.admin import DEMO_TENANT, seed_demo
+from loyalty.admin import DEMO_TENANT, DEMO_WELCOME_BONUS, seed_demo
 from loyalty.api import deps
 from loyalty.api import idempotency as idempotency_api
 from loyalty.errors import Unavailable
@@ -45,6 +45,7 @@ from tests.support.faults import Fault, FaultyClient
 ACTOR = Actor(tenant_id=DEMO_TENANT, key_id="key_faults", role=Role.INTEGRATION)  # the shop
 ADMIN = Actor(tenant_id=DEMO_TENANT, key_id="key_faults_admin", role=Role.ADMIN)  # adjustments, transfers
 HELD_ORDER = "o1"  # the only order the scenarios place a hold for
+WELCOME = DEMO_WELCOME_BONUS  # every member of the demo program starts with it
 FAULTS = list(Fault)
 
 # ----------------------------------------------------------------------------- tables
@@ -148,7 +149,8 @@ class Ids:
 
 
 def _member_with_points(ledger: Ledger, member: str) -> None:
-    """Enrolled, with 600 points from order o0 (20 000.00 RUB at 3 %)."""
+    """Enrolled in the demo program (its welcome bonus: WELCOME points), with 600 points from
+    order o0 (20 000.00 RUB at 3 %)."""
     enrol(ledger.stores, DEMO_TENANT, member, Profile())
     ledger.accrue(ACTOR, member, order_id="o0", amount=2_000_000, currency_code="RUB", occurred_at=None)
 
@@ -573,7 +575,7 @@ def test_http_persistent_throttling_is_a_503_problem_and_the_same_request_later_
 
     faulted.faulty.reset()  # the client retries the same request once the store recovers
     status, _, body = api("POST", PURCHASES, PURCHASE, member_id=ids.member)
-    assert (status, body["points"], body["balance"]) == (201, 450, 1050)
+    assert (status, body["points"], body["balance"]) == (201, 450, WELCOME + 600 + 450)
     check_invariant(faulted.stores(faulted.client).ledger, DEMO_TENANT, ids.member)
 
 
@@ -605,14 +607,14 @@ def test_http_a_lost_commit_then_the_clients_retry_gives_the_first_answer(faulte
     first = api("POST", REDEMPTIONS, spend, member_id=ids.member)
     assert [c.operation for c in faulted.faulty.injected] == ["TransactWriteItems"]
     assert first[0] == 201, first
-    assert (first[2]["points"], first[2]["balance"]) == (100, 500)
+    assert (first[2]["points"], first[2]["balance"]) == (100, WELCOME + 600 - 100)
 
     faulted.faulty.reset()
     again = api("POST", REDEMPTIONS, spend, member_id=ids.member)
     assert (again[0], again[2]) == (first[0], first[2])
     assert "TransactWriteItems" not in faulted.faulty.operations
     figures = check_invariant(faulted.stores(faulted.client).ledger, DEMO_TENANT, ids.member)
-    assert figures["balance"] == 500
+    assert figures["balance"] == WELCOME + 600 - 100
 
 
 def test_http_get_member_answers_503_under_persistent_throttling(faulted, api):

@@ -5,24 +5,34 @@ them taken by the account, the entries and the guard. The
 ledger must still spend, transfer and refund exactly, carry what did not fit as ``lot_debt`` in
 the same transaction, settle it on the next operation, and keep
 ``balance == sum(entries) == sum(open lots) - lot_debt`` after every step.
+
+The members here are in the demo program without its one-off bonuses (no welcome bonus): a member's
+lots are exactly its purchase days.
 """
 
 from __future__ import annotations
 
 import uuid
 
+from loyalty.admin import demo_program
 from loyalty.ledger import LOT_ITEMS_RESERVED, check_invariant
 from loyalty.members import enrol
 from loyalty.models import Profile
 from loyalty.store.ledger import MAX_TRANSACTION_ITEMS
+from tests.support.programs import without_one_off_bonuses
 
 DAYS = 95  # more lots than fit in one transaction beside the other items
 AMOUNT = 100_000  # 1,000.00 RUB -> 30 points at the demo program's 3 % and point value 100
+PROGRAM_ID = "lots"  # the demo program without one-off bonuses
 
 
 def _member(world, name: str) -> str:
+    tenant_id = world.actor.tenant_id
+    if world.stores.config.get_program(tenant_id, PROGRAM_ID) is None:
+        world.stores.config.put_program(without_one_off_bonuses(demo_program(tenant_id), program_id=PROGRAM_ID))
     member_id = f"{name}-{uuid.uuid4().hex[:8]}"
-    enrol(world.stores, world.actor.tenant_id, member_id, Profile(program_id=""))
+    enrol(world.stores, tenant_id, member_id, Profile(program_id=PROGRAM_ID))
+    assert world.stores.ledger.all_entries(tenant_id, member_id) == []  # no points but the test's
     return member_id
 
 

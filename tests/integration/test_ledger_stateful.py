@@ -2,7 +2,8 @@
 
 The model is written from the rules as the API promises them, independently of the engine's
 code; after every step the response must match the model, and every member must satisfy
-``balance == sum(entries) == sum(open lots)`` with nothing negative.
+``balance == sum(entries) == sum(open lots)`` with nothing negative. The program is the demo
+program: a member starts with its welcome bonus (booked with the enrolment, a lot like any other).
 """
 
 from __future__ import annotations
@@ -127,7 +128,9 @@ class LedgerMachine(RuleBasedStateMachine):
         member, created = enrol(self.world.stores, self.tenant, self.mid(name), Profile())
         assert created == (name not in self.members)
         assert member.member_id == self.mid(name)
-        self.members.setdefault(name, ModelMember())
+        if created:  # the welcome bonus comes once, with the enrolment
+            assert member.balance.balance == PROGRAM.welcome_bonus > 0
+        self.members.setdefault(name, ModelMember(balance=PROGRAM.welcome_bonus))
 
     @rule(name=st.sampled_from(MEMBERS), order=st.sampled_from(ORDERS), amount=st.integers(1, 3_000_000))
     def purchase(self, name, order, amount):

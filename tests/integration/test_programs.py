@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from loyalty import clock
-from loyalty.admin import DEMO_PROGRAM, DEMO_TENANT
+from loyalty.admin import DEMO_PROGRAM, DEMO_TENANT, DEMO_WELCOME_BONUS
 from loyalty.errors import Conflict, InvalidRequest, NotFound
 from loyalty.ledger import check_invariant
 from loyalty.members import enrol
@@ -147,13 +147,13 @@ def test_a_member_moves_with_points_and_history(world) -> None:
     programs = Programs(world.stores)
     programs.put(world.actor, "gold-club", settings(1_000), None)
     member_id = member(world)
-    buy(world, member_id, "before")  # 3 % at the demo program: 30 points
+    buy(world, member_id, "before")  # 3 % at the demo program: 30 points, beside its welcome bonus
     ledger = world.stores.ledger
     entries, lots = ledger.all_entries(DEMO_TENANT, member_id), ledger.lots(DEMO_TENANT, member_id)
 
     moved = programs.move_member(world.actor, member_id, "gold-club")
     assert moved.profile.program_id == "gold-club" and moved.tier == "Base"
-    assert moved.balance.balance == 30
+    assert moved.balance.balance == DEMO_WELCOME_BONUS + 30
     assert ledger.all_entries(DEMO_TENANT, member_id) == entries and ledger.lots(DEMO_TENANT, member_id) == lots
     assert buy(world, member_id, "after")["points"] == 100  # 10 % now
     check_invariant(ledger, DEMO_TENANT, member_id)

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loyalty import cards as card_rules
-from loyalty.admin import create_tenant, demo_program
+from loyalty.admin import DEMO_WELCOME_BONUS, create_tenant, demo_program
 from loyalty.cards import Cards
 from loyalty.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from loyalty.ledger import Ledger, check_invariant
@@ -30,6 +30,7 @@ from loyalty.store.config import ConfigStore
 from loyalty.store.ledger import LedgerStore
 from tests.support.aws import create_tables, dynamodb_client, moto_server
 from tests.support.faults import Fault, FaultyClient
+from tests.support.programs import without_one_off_bonuses
 
 # ---------------------------------------------------------------------------- the check digit
 
@@ -141,6 +142,9 @@ def test_a_prefix_that_would_break_the_guarantee_is_refused(prefix: str) -> None
 
 # ---------------------------------------------------------------------------- the service over moto
 TENANT = "demo"
+# The demo program: a member starts with its welcome bonus. The hand-over program is the demo
+# program with hand-overs allowed and without one-off bonuses: a member holds what the test gave it.
+WELCOME = DEMO_WELCOME_BONUS
 HANDOVER_PROGRAM = "handover"
 
 
@@ -181,7 +185,7 @@ def aws() -> Iterator[tuple[Any, dict[str, str]]]:
         tables = create_tables(client)
         config = ConfigStore(tables["ConfigTable"], client)
         create_tenant(config, TENANT, demo_program(TENANT), name="Demo shop")
-        handover = demo_program(TENANT).model_copy(update={"program_id": HANDOVER_PROGRAM, "allow_card_handover": True})
+        handover = without_one_off_bonuses(demo_program(TENANT), program_id=HANDOVER_PROGRAM, allow_card_handover=True)
         config.put_program(handover)
         yield client, tables
 
@@ -219,9 +223,12 @@ def test_accrual_and_redemption_by_card_book_on_the_member_and_name_the_card(aws
     redeemed, _ = cards.redeem(
         ADMIN, card.card_number, order_id="o-2", points=100, order_amount=1_000_000, currency_code="RUB"
     )
-    assert (accrued["points"], redeemed["balance"]) == (300, 200)
-    assert check_invariant(stores.ledger, TENANT, member_id)["balance"] == 200
-    details = [entry.details for entry in stores.ledger.all_entries(TENANT, member_id)]
+    assert (accrued["points"], redeemed["balance"]) == (300, WELCOME + 200)
+    assert check_invariant(stores.ledger, TENANT, member_id)["balance"] == WELCOME + 200
+    welcome, *by_card = stores.ledger.all_entries(TENANT, member_id)
+    assert (welcome.type, welcome.points, welcome.details) == ("welcome_bonus", WELCOME, None)  # not by card
+    details = [entry.details for entry in by_card]
+    assert len(details) == 2
     assert all(d and d["card_number"] == card.card_number and "test" not in d for d in details)
 
 
@@ -233,7 +240,8 @@ def test_a_test_card_flags_its_entries_and_needs_cards_admin(aws) -> None:
     card = cards.issue(ADMIN, kind="virtual", member_id=member_id, test=True)
     assert card.test
     cards.accrue(ADMIN, card.card_number, order_id="t-1", amount=100_000, currency_code="RUB", occurred_at=None)
-    [entry] = stores.ledger.all_entries(TENANT, member_id)
+    welcome, entry = stores.ledger.all_entries(TENANT, member_id)
+    assert (welcome.type, welcome.details) == ("welcome_bonus", None)  # booked at enrolment: not a test entry
     assert entry.details == {
         "amount": 100_000,
         "currency": "RUB",
@@ -328,7 +336,7 @@ def test_a_handover_when_the_program_disallows_it_changes_nothing(aws) -> None:
         cards.handover(ADMIN, card.card_number, to_member_id=receiver, transfer_id="no-1")
     assert "does not allow" in refused.value.detail
     assert cards.get(TENANT, card.card_number) == card
-    assert check_invariant(stores.ledger, TENANT, giver)["balance"] == 300
+    assert check_invariant(stores.ledger, TENANT, giver)["balance"] == WELCOME + 300
 
 
 def test_a_handover_of_a_giver_without_points_moves_nothing(aws) -> None:

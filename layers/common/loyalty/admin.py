@@ -22,7 +22,13 @@ DEMO_TENANT = "demo"
 DEMO_PROGRAM = "demo"
 
 
+DEMO_WELCOME_BONUS = 100  # points every new member of the demo program starts with
+
+
 def demo_program(tenant_id: str = DEMO_TENANT) -> Program:
+    """The local stack's program: every feature at work, so a newcomer sees each (tiers by lifetime
+    spend, a 15 % cap on the share of an order payable with bonuses, a fixed one-year bonus
+    lifetime, transfers, and welcome, birthday and referral bonuses)."""
     return Program(
         tenant_id=tenant_id,
         program_id=DEMO_PROGRAM,
@@ -38,6 +44,10 @@ def demo_program(tenant_id: str = DEMO_TENANT) -> Program:
         hold_minutes=15,
         lifetime_days=365,
         allow_transfers=True,
+        welcome_bonus=DEMO_WELCOME_BONUS,
+        birthday_bonus=300,
+        referral_bonus_referrer=500,
+        referral_bonus_referee=250,
     )
 
 
