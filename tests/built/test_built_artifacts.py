@@ -178,11 +178,22 @@ def events_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
     return {"referral_pending.json"}
 
 
+def birthdays_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    # The hourly run decides at the scheduled event's time: the dates "today" somewhere then.
+    outcome = run("BirthdaysFunction", "scheduled.json")
+    assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
+    summary = outcome.result
+    assert (summary["at"], summary["dates"]) == ("2026-11-24T15:05:00Z", ["2026-11-24", "2026-11-25"])
+    assert (summary["failed"], summary["left"]) == (0, False)
+    return {"scheduled.json"}
+
+
 SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str]]] = {
     "ApiFunction": api_scenario,
     "AuthorizerFunction": authorizer_scenario,
     "AdminFunction": admin_scenario,
     "EventsFunction": events_scenario,
+    "BirthdaysFunction": birthdays_scenario,
 }
 
 
