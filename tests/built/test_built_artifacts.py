@@ -81,6 +81,7 @@ def run(built, python312, stack) -> Callable[[str, str], invoke.Invocation]:
         assert not (outcome.error and outcome.error["errorType"] == "IsolationError"), outcome.error
         return outcome
 
+    run.stack = stack  # type: ignore[attr-defined]  # for scenarios that set data up first
     return run
 
 
@@ -188,11 +189,94 @@ def birthdays_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]
     return {"scheduled.json"}
 
 
+def tiers_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    """A member of a windowed program reached Gold 31 days ago (set up here with the source tree's
+    ledger, on the clock moved back): the built job lowers the tier once; a rerun changes nothing."""
+    from datetime import timedelta
+
+    import boto3
+
+    from loyalty import clock
+    from loyalty.ledger import Ledger, check_invariant
+    from loyalty.members import Stores, enrol
+    from loyalty.models import Actor, Profile, Program, Role, Tier
+    from loyalty.store.config import ConfigStore
+    from loyalty.store.ledger import LedgerStore
+
+    stack = run.stack  # type: ignore[attr-defined]
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=stack["aws_endpoint"],
+        region_name=stack["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    stores = Stores(
+        ledger=LedgerStore(stack["tables"]["LedgerTable"], client),
+        config=ConfigStore(stack["tables"]["ConfigTable"], client),
+    )
+    tiers = (Tier(name="Bronze", threshold=0, accrual_bp=100), Tier(name="Gold", threshold=5_000_00, accrual_bp=300))
+    stores.config.put_program(
+        Program(
+            tenant_id="demo",
+            program_id="built-window",
+            name="Built window",
+            currency="RUB",
+            tiers=tiers,
+            tier_basis="spend_window",
+            tier_window_days=30,
+            tier_downgrade="window",
+        )
+    )
+    real_now = clock.now
+    try:
+        clock.now = lambda: real_now() - timedelta(days=31)
+        enrol(stores, "demo", "built-gold", Profile(program_id="built-window"))
+        actor = Actor(tenant_id="demo", key_id="key_built", role=Role.INTEGRATION)
+        bought = Ledger(stores).accrue(
+            actor, "built-gold", order_id="o-1", amount=6_000_00, currency_code="RUB", occurred_at=None
+        )
+    finally:
+        clock.now = real_now
+    assert bought["tier"] == "Gold"
+
+    first = run("TiersFunction", "scheduled_nightly.json")
+    assert first.ok, f"{first.error}\n{first.logs}"
+    assert (first.result["due"], first.result["reviewed"], first.result["downgrades"]) == (1, 1, 1), first.result
+    assert (first.result["failed"], first.result["left"]) == (0, False)
+    again = run("TiersFunction", "scheduled_nightly.json")
+    assert again.ok and (again.result["reviewed"], again.result["downgrades"]) == (0, 0), again.result
+    assert stores.ledger.snapshot("demo", "built-gold").account.tier == "Bronze"
+    check_invariant(stores.ledger, "demo", "built-gold")
+    return {"scheduled_nightly.json"}
+
+
+def burn_scheduler_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    # 21:30 UTC is 00:30 in Moscow (BurnTimeZone): the run is for the night of the 25th, and a
+    # rerun of it has nothing left to do (the checkpoint).
+    first = run("BurnSchedulerFunction", "scheduled_nightly.json")
+    assert first.ok, f"{first.error}\n{first.logs}"
+    assert first.result["night"] == "2026-11-25", first.result
+    again = run("BurnSchedulerFunction", "scheduled_nightly.json")
+    assert again.ok and again.result["nights"] == [] and again.result["burn"] == 0, again.result
+    return {"scheduled_nightly.json"}
+
+
+def burn_worker_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    # A burn and a reminder of a member the stack does not have (nothing to do), and a message the
+    # worker does not know: only that one is reported back, for SQS to redeliver and dead-letter.
+    outcome = run("BurnWorkerFunction", "burn_messages.json")
+    assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
+    assert outcome.result == {"batchItemFailures": [{"itemIdentifier": "5f0c1e8a-8d4b-4d0e-9a53-3c2b1f0a9e03"}]}
+    return {"burn_messages.json"}
+
+
 SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str]]] = {
     "ApiFunction": api_scenario,
     "AuthorizerFunction": authorizer_scenario,
     "AdminFunction": admin_scenario,
     "EventsFunction": events_scenario,
+    "TiersFunction": tiers_scenario,
     "BirthdaysFunction": birthdays_scenario,
 }
 

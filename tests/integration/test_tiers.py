@@ -107,7 +107,7 @@ def test_gold_at_once_then_down_the_night_the_window_passes(window_world, fake_c
     assert (state.tier, state.tier_review, state.tier_window) == ("Bronze", None, {})
     down = tier_changes(world, m)[-1]
     assert (down["from"], down["to"], down["as_of"], down["window_spend"]) == ("Gold", "Bronze", review, 0)
-    assert down["actor"] == {"key_id": "job:tier-review", "role": "system"}
+    assert down["actor"] == {"key_id": "system:tiers", "role": "admin"}
     assert "30-day window" in down["why"] and "Gold" in down["why"]
     assert indexed(world) == []
     view = world.ledger.balance_view(DEMO_TENANT, m)

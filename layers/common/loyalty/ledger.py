@@ -38,7 +38,7 @@ T = TypeVar("T")
 MAX_POINTS = 1_000_000_000
 MAX_AMOUNT = 10**13  # minor units: 100 billion in a 2-digit currency is absurd for one order
 LOT_ITEMS_RESERVED = 12  # room kept in a transaction for the account, entries, guard, order, hold
-TIER_REVIEW_ACTOR = {"key_id": "job:tier-review", "role": "system"}  # who the nightly review's entries name
+TIER_REVIEW_ACTOR = {"key_id": "system:tiers", "role": "admin"}  # the nightly review (as system:birthdays)
 
 # ------------------------------------------------------------------------------- helpers
 
