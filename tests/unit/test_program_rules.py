@@ -118,7 +118,7 @@ def test_a_moved_member_gets_its_tier_on_the_new_programs_basis() -> None:
     by_count = program.model_copy(update={"tier_basis": TierBasis.PURCHASE_COUNT})
     assert tier_after_move(by_count, account) == "Silver"  # 3 purchases: below 50,000.00 of them
     windowed = program.model_copy(update={"tier_basis": TierBasis.SPEND_WINDOW, "tier_window_days": 90})
-    assert tier_after_move(windowed, account) == "Silver"  # until the nightly window evaluation
+    assert tier_after_move(windowed, account) == "Silver"  # until a purchase counts the window
 
 
 # ------------------------------------------------------------------------------ versions

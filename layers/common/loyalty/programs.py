@@ -103,8 +103,9 @@ def check_effective_from(effective_from: datetime | None, now: datetime) -> list
 
 
 def tier_after_move(program: Program, account: Account) -> str:
-    """The member's tier in the program it moves to, on that program's tier basis (a spend
-    window is evaluated from the window's purchases, nightly: until then, the first tier)."""
+    """The member's tier in the program it moves to, on that program's tier basis (on a spend
+    window, the first tier, from which nothing is reviewed, until the next qualifying purchase
+    counts the window)."""
     value = rules.basis_value(program, lifetime_spend=account.lifetime_spend, purchases=account.purchases)
     return rules.tier_for(program, value).name if value is not None else program.tiers[0].name
 

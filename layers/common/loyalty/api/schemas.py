@@ -84,7 +84,10 @@ class ExpiryOut(BaseModel):
 
 class TierProgressOut(BaseModel):
     next_tier: str
-    basis: str = Field(description="lifetime_spend (minor units) or purchase_count.")
+    basis: str = Field(
+        description="lifetime_spend (minor units), purchase_count, or spend_window (minor units spent in the "
+        "program's window, today included)."
+    )
     remaining: int = Field(description="How much more of the basis the next tier needs.")
     message: str = Field(examples=["spend 3 400.00 RUB more to reach Gold"])
 
