@@ -182,3 +182,22 @@ def test_a_move_is_refused_across_currencies_and_to_unknown_programs_or_members(
         programs.move_member(world.actor, "nobody", "euro")
     assert world.stores.ledger.get_member(DEMO_TENANT, member_id).profile.program_id == DEMO_PROGRAM
     assert not [r for r in audit(world, "member.program") if r.member_id == member_id]
+
+
+def test_a_refund_of_an_order_below_the_minimum_leaves_the_tier_basis_alone(world) -> None:
+    tiers = [
+        {"name": "Base", "threshold": 0, "accrual_bp": 500},
+        {"name": "Gold", "threshold": 500_000, "accrual_bp": 900},
+    ]
+    Programs(world.stores).put(world.actor, "minimum", settings(tiers=tiers, min_order_amount=50_000), None)
+    member_id = member(world, "minimum")
+    buy(world, member_id, "big", amount=300_000)  # qualifies: counts 300_000 towards Gold
+    small = buy(world, member_id, "small", amount=10_000)  # below the minimum: accrues and counts nothing
+    assert small["points"] == 0
+    spend = lambda: world.stores.ledger.get_member(DEMO_TENANT, member_id).lifetime_spend  # noqa: E731
+    assert spend() == 300_000
+    world.ledger.refund(world.actor, member_id, refund_id="r-small", order_id="small", amount=10_000)
+    assert spend() == 300_000  # the small order never counted, so its refund takes nothing out
+    world.ledger.refund(world.actor, member_id, refund_id="r-big", order_id="big", amount=100_000)
+    assert spend() == 200_000
+    check_invariant(world.stores.ledger, DEMO_TENANT, member_id)

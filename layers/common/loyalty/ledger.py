@@ -445,6 +445,7 @@ class Ledger:
                 currency=currency_code,
                 earned=points,
                 earned_burn_date=burn,
+                qualified=qualifying,
                 **({"window_day": window_day.isoformat()} if counted else {}),
             )
             uow.put_guard(account, "purchase", order_id, wanted, result, clock.isoformat(now))
@@ -752,7 +753,9 @@ class Ledger:
                 "balance": draft.balance,
             }
             uow = self.store.unit_of_work()
-            new_spend = max(0, account.lifetime_spend - amount) if order.amount is not None else account.lifetime_spend
+            # Only a qualifying purchase counted in the lifetime spend, so only its refund takes it out.
+            counted_spend = order.amount is not None and order.qualified
+            new_spend = max(0, account.lifetime_spend - amount) if counted_spend else account.lifetime_spend
             # The tier is re-evaluated and kept: a refund never lowers it (the program's downgrade
             # rule is "never", or the nightly window review, which sees the refund from tomorrow on).
             window = _Window.of(program, account, now.date()) if order.window_day else None

@@ -231,6 +231,7 @@ def _order_from_item(order_id: str, item: dict[str, Any] | None) -> Order:
         returned=int(item.get("returned", 0)),
         hold_seq=int(item.get("hold_seq", 0)),
         window_day=item.get("window_day"),
+        qualified=bool(item.get("qualified", True)),
     )
 
 

@@ -80,6 +80,7 @@ class Order:
     returned: int = 0
     hold_seq: int = 0  # which hold of this order is the current one (a released one may be followed)
     window_day: str | None = None  # the day its spend counts in a spend window (set if it counted)
+    qualified: bool = True  # the purchase reached the minimum order (it accrued and counted for tiers)
 
     @property
     def base_amount(self) -> int | None:
