@@ -272,6 +272,8 @@ def burn_worker_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[st
 
 
 SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str]]] = {
+    "BurnSchedulerFunction": burn_scheduler_scenario,
+    "BurnWorkerFunction": burn_worker_scenario,
     "ApiFunction": api_scenario,
     "AuthorizerFunction": authorizer_scenario,
     "AdminFunction": admin_scenario,

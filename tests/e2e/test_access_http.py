@@ -73,6 +73,7 @@ def requests_for(victim: dict[str, Any]) -> dict[tuple[str, str], Callable[[], t
         ("POST", "/v1/members"): lambda: ("POST", "/v1/members", {"member_id": new_id("n")}),
         ("GET", "/v1/members/{member_id}"): lambda: ("GET", f"/v1/members/{m}", None),
         ("GET", "/v1/members/{member_id}/entries"): lambda: ("GET", f"/v1/members/{m}/entries", None),
+        ("GET", "/v1/members/{member_id}/expiring"): lambda: ("GET", f"/v1/members/{m}/expiring", None),
         ("POST", "/v1/members/{member_id}/erasure"): lambda: (
             "POST",
             f"/v1/members/{m}/erasure",

@@ -26,6 +26,7 @@ LEDGER_AND_MEMBER_PATHS = {
     "/v1/members/{member_id}/adjustments": {"post"},
     "/v1/members/{member_id}/transfers": {"post"},
     "/v1/members/{member_id}/entries": {"get"},
+    "/v1/members/{member_id}/expiring": {"get"},
     "/v1/members/{member_id}/erasure": {"post"},
     "/v1/members/{member_id}/program": {"put"},
     "/v1/cards": {"post"},

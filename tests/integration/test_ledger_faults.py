@@ -237,7 +237,8 @@ SCENARIOS: dict[str, Scenario] = {
             ACTOR, ids.member, order_id=HELD_ORDER, points=100, order_amount=100_000, currency_code="RUB"
         ),
     ),
-    "capture": Scenario(_with_hold, lambda lg, ids: lg.capture(ACTOR, ids.hold())),  # hold, snapshot, lots, commit
+    # hold, snapshot, lots, program (a redemption is activity under the inactivity policy), commit
+    "capture": Scenario(_with_hold, lambda lg, ids: lg.capture(ACTOR, ids.hold())),
     "release": Scenario(_with_hold, lambda lg, ids: lg.release(ACTOR, ids.hold())),  # hold, snapshot, commit
     "redeem": Scenario(  # snapshot, program, lots, commit
         _base,
@@ -274,7 +275,7 @@ SCENARIOS: dict[str, Scenario] = {
 CALLS = {
     "accrue": 4,
     "hold": 4,
-    "capture": 4,
+    "capture": 5,
     "release": 3,
     "redeem": 4,
     "refund": 4,

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from loyalty import access, clock, currency, rules
+from loyalty import access, burning, clock, currency, rules
 from loyalty.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
 from loyalty.members import Stores, program_of
 from loyalty.models import Actor, Program, Tier, TierBasis
@@ -448,6 +448,7 @@ class Ledger:
                 qualified=qualifying,
                 **({"window_day": window_day.isoformat()} if counted else {}),
             )
+            burning.touch(uow, program, account, now, "purchase")  # the inactivity policy's burn date moves
             uow.put_guard(account, "purchase", order_id, wanted, result, clock.isoformat(now))
             _commit(uow)
             return result
@@ -589,6 +590,7 @@ class Ledger:
             uow = self.store.unit_of_work()
             draft.write(uow)
             uow.finish_hold(tenant, hold, "captured", result)
+            burning.touch(uow, self._program(tenant, account.program_id), account, now, "redemption")
             uow.update_order(
                 account,
                 snapshot.order,
@@ -681,6 +683,7 @@ class Ledger:
                 currency=currency_code,
                 **({} if snapshot.order.base_amount else {"order_amount": order_amount}),
             )
+            burning.touch(uow, program, account, now, "redemption")
             uow.put_guard(account, "redeem", order_id, wanted, result, clock.isoformat(now))
             _commit(uow)
             return result
@@ -1043,6 +1046,11 @@ class Ledger:
             return {**answer, "reviewed": True, **changes}
 
         return self._retrying(attempt)
+
+    # ------------------------------------------------------------------- burning
+    def burn(self, tenant_id: str, member_id: str, up_to: burning.Night) -> dict[str, Any]:
+        """Burn the member's points due by the night of ``up_to`` (``loyalty.burning.burn``)."""
+        return burning.burn(self, tenant_id, member_id, up_to)
 
     # ------------------------------------------------------------------- reads
     @_retried

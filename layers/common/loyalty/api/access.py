@@ -24,6 +24,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("POST", "/v1/members"): P.MEMBERS_ENROL,
     ("GET", "/v1/members/{member_id}"): P.MEMBERS_READ,
     ("GET", "/v1/members/{member_id}/entries"): P.MEMBERS_READ,
+    ("GET", "/v1/members/{member_id}/expiring"): P.MEMBERS_READ,
     ("POST", "/v1/members/{member_id}/erasure"): P.MEMBERS_ERASE,
     ("POST", "/v1/members/{member_id}/purchases"): P.PURCHASES,
     ("POST", "/v1/members/{member_id}/redemption-quote"): P.REDEMPTIONS,

@@ -7,8 +7,9 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from pydantic import BaseModel, Field
 
-from loyalty import members
+from loyalty import burning, members
 from loyalty.api.body import OBJECT_BODY
 from loyalty.api.deps import ledger, programs, stores
 from loyalty.api.programs import MoveRequest
@@ -54,6 +55,25 @@ def get_member(member_id: MemberId) -> MemberOut:
     tenant_id = actor_of(router).tenant_id
     member = members.get(stores(), tenant_id, member_id)
     return MemberOut.of(member, ledger().balance_view(tenant_id, member_id))
+
+
+class BurnOut(BaseModel):
+    date: str = Field(description="The day these points burn (they are spendable through the day before).")
+    points: int
+
+
+class ExpiringOut(BaseModel):
+    expiring: list[BurnOut] = Field(
+        description="The member's next burns, soonest first, if nothing changes (purchases, redemptions and, "
+        "under the inactivity policy, any activity move them). Empty when nothing is due to burn."
+    )
+
+
+@router.get("/v1/members/<member_id>/expiring", summary="When the member's points burn, and how many")
+def expiring(member_id: MemberId) -> ExpiringOut:
+    tenant_id = actor_of(router).tenant_id
+    upcoming = burning.expiring(ledger(), tenant_id, member_id)
+    return ExpiringOut(expiring=[BurnOut(date=str(u["date"]), points=int(u["points"])) for u in upcoming])
 
 
 @router.post(

@@ -111,7 +111,7 @@ class ProgramSettings(Request):
     inactivity_months: int = Field(
         default=6, ge=1, le=120, description="inactivity: months after the last activity that every point burns."
     )
-    activity_events: list[ActivityEvent] = Field(
+    activity_events: list[Annotated[ActivityEvent, Field(strict=False)]] = Field(
         default=[ActivityEvent.PURCHASE, ActivityEvent.REDEMPTION, ActivityEvent.CARD_PRESENTED],
         max_length=3,
         description="inactivity: what counts as activity (purchase, redemption, card_presented), each once.",

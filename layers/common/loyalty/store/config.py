@@ -12,6 +12,7 @@ from loyalty.access import AccessPolicy
 from loyalty.models import ApiKey, Program
 from loyalty.program_versions import ProgramVersion
 from loyalty.store import dynamo, keys
+from loyalty.store.burn import reminder_days_update
 
 _NEW = {"ConditionExpression": "attribute_not_exists(pk)"}
 
@@ -235,6 +236,8 @@ class ConfigStore(dynamo.Store):
                 "doc": version.model_dump_json(),
             }
             items.append({"Put": {"TableName": self.table, "Item": dynamo.marshal(item), **_NEW}})
+        if program.reminder_days:  # the nightly burn looks ahead by every offset a program uses
+            items.append(reminder_days_update(self.table, program.reminder_days))
         self.client.transact_write_items(TransactItems=[*items, *also])
 
     def put_program(self, program: Program) -> None:

@@ -90,6 +90,26 @@ def birthday_gsi1pk(month_day: str, shard: int) -> str:
     return f"BDAY#{month_day}#{shard:02d}"
 
 
+# Burning (loyalty.burning): every open lot is indexed under ``BURN#<burn date>#<shard>`` with the
+# member's pk as gsi1sk, and so is the member's ``IDX#BURN`` marker (the inactivity policy's due
+# date, or the next night for points a hold kept from burning). Due notices (reminders) live in the
+# member's partition; the nightly run's checkpoint in the tenant-free ``BURN`` partition.
+BURN_PREFIX = "BURN#"
+BURN_MARKER_SK = "IDX#BURN"
+BURN_CHECKPOINT_PK = "BURN"
+BURN_CHECKPOINT_SK = "CHECKPOINT"
+
+
+def burn_gsi1pk(day: str, shard: int) -> str:
+    """Lots (and markers) of the members of one shard that burn on ``day`` (ISO date)."""
+    return f"{BURN_PREFIX}{day}#{shard:02d}"
+
+
+def notice_sk(burn_date: str, days_before: int) -> str:
+    """A member's due notice: its points burning on ``burn_date``, recorded ``days_before`` ahead."""
+    return f"NOTICE#BURN#{burn_date}#{days_before:03d}"
+
+
 # A windowed member's next tier review: the marker ``IDX#TIER`` in the member's partition, indexed
 # under ``TIERREVIEW#<shard>`` with the day first in the sort key, so that one Query per shard
 # (``gsi1sk < <tomorrow>``) finds every review due up to today, missed nights included.
