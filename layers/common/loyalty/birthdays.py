@@ -44,11 +44,10 @@ from aws_lambda_powertools import Logger
 from loyalty import clock
 from loyalty.errors import Conflict
 from loyalty.ledger import Grant, Ledger
-from loyalty.members import Stores
-from loyalty.models import Actor, Program, Role
+from loyalty.members import job_stores
+from loyalty.models import Actor, Role
 from loyalty.store import dynamo, keys
 from loyalty.store.birthdays import BirthdayStore, Celebrant
-from loyalty.store.config import ConfigStore
 
 logger = Logger(child=True)
 
@@ -186,19 +185,6 @@ class Summary:
         }
 
 
-class _ProgramCache(ConfigStore):
-    """The config store with programs remembered for one run (one GetItem per program, not per member)."""
-
-    def __init__(self, table: str, client: Any | None = None) -> None:
-        super().__init__(table, client)
-        self._programs: dict[tuple[str, str], Program | None] = {}
-
-    def get_program(self, tenant_id: str, program_id: str) -> Program | None:
-        if (tenant_id, program_id) not in self._programs:
-            self._programs[(tenant_id, program_id)] = super().get_program(tenant_id, program_id)
-        return self._programs[(tenant_id, program_id)]
-
-
 @dataclass
 class Job:
     ledger: Ledger
@@ -207,10 +193,9 @@ class Job:
     @classmethod
     def for_tables(cls, ledger_table: str, config_table: str, client: Any | None = None) -> Job:
         """The job as a run uses it: programs read once per run (make one per run)."""
-        from loyalty.store.ledger import LedgerStore
-
-        stores = Stores(ledger=LedgerStore(ledger_table, client), config=_ProgramCache(config_table, client))
-        return cls(ledger=Ledger(stores), store=BirthdayStore(ledger_table, client))
+        return cls(
+            ledger=Ledger(job_stores(ledger_table, config_table, client)), store=BirthdayStore(ledger_table, client)
+        )
 
     def _candidates(self, day: dt.date) -> Iterator[tuple[str, list[tuple[str, str]]]]:
         """For each month-day kept on ``day`` and each shard: the members not done for the year."""

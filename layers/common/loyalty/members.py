@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -22,6 +23,27 @@ from loyalty.store.ledger_models import Entry
 class Stores:
     ledger: LedgerStore
     config: ConfigStore
+
+
+class _RunProgramCache(ConfigStore):
+    """The config store with programs remembered (one GetItem per program, not per member): for
+    one run of a scheduled job, which must see a program change at its next run."""
+
+    def __init__(self, table: str, client: Any | None = None) -> None:
+        super().__init__(table, client)
+        self._programs: dict[tuple[str, str], Program | None] = {}
+
+    def get_program(self, tenant_id: str, program_id: str) -> Program | None:
+        key = (tenant_id, program_id)
+        if key not in self._programs:
+            self._programs[key] = super().get_program(tenant_id, program_id)
+        return self._programs[key]
+
+
+def job_stores(ledger_table: str, config_table: str, client: Any | None = None) -> Stores:
+    """The stores as one run of a scheduled job uses them: programs read once per run (make new
+    ones for every run)."""
+    return Stores(ledger=LedgerStore(ledger_table, client), config=_RunProgramCache(config_table, client))
 
 
 def program_of(stores: Stores, tenant_id: str, program_id: str | None) -> Program:

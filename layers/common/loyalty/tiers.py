@@ -24,10 +24,8 @@ from typing import Any
 from loyalty import clock
 from loyalty.errors import NotFound, Unavailable
 from loyalty.ledger import Ledger
-from loyalty.members import Stores
-from loyalty.models import Program
+from loyalty.members import job_stores
 from loyalty.store import dynamo, keys
-from loyalty.store.config import ConfigStore
 
 MIN_SECONDS_LEFT = 20.0  # stop reviewing when less is left of the invocation (Lambda retries it)
 
@@ -60,25 +58,9 @@ class Summary:
         }
 
 
-class _ProgramCache(ConfigStore):
-    """The config store with programs remembered for one run (one GetItem per program, not per member)."""
-
-    def __init__(self, table: str, client: Any | None = None) -> None:
-        super().__init__(table, client)
-        self._programs: dict[tuple[str, str], Program | None] = {}
-
-    def get_program(self, tenant_id: str, program_id: str) -> Program | None:
-        key = (tenant_id, program_id)
-        if key not in self._programs:
-            self._programs[key] = super().get_program(tenant_id, program_id)
-        return self._programs[key]
-
-
 def ledger_for_job(ledger_table: str, config_table: str, client: Any | None = None) -> Ledger:
     """The ledger as the job uses it: programs read once per run."""
-    from loyalty.store.ledger import LedgerStore
-
-    return Ledger(Stores(ledger=LedgerStore(ledger_table, client), config=_ProgramCache(config_table, client)))
+    return Ledger(job_stores(ledger_table, config_table, client))
 
 
 def review_due(ledger: Ledger, *, seconds_left: Callable[[], float] | None = None) -> Summary:
