@@ -161,6 +161,20 @@ class Api:
         """What a member looks like from outside: its view and its whole ledger."""
         return {"member": self.member(member_id), "entries": self.entries(member_id)}
 
+    def balanced(self, member_id: str) -> dict[str, Any]:
+        """``state``, after checking the ledger invariant as a client sees it: balance == the sum of
+        the entries, each entry's ``balance_after`` chaining from the one before, and
+        ``available == balance - held >= 0``."""
+        state = self.state(member_id)
+        running = 0
+        for entry in reversed(state["entries"]):
+            running += entry["points"]
+            assert entry["balance_after"] == running, entry
+        member = state["member"]
+        assert running == member["balance"], (running, member)
+        assert member["available"] == member["balance"] - member["held"] >= 0, member
+        return state
+
 
 def retry_busy(send: Any, *, deadline_seconds: float = 90) -> tuple[requests.Response, int]:
     """Send the same request until it is not "busy"; return the final answer and the retries.

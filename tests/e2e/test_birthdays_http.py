@@ -63,12 +63,7 @@ def travel(client: Api, to: str, *, fire: bool = True) -> list[dict[str, Any]]:
 
 def balanced(client: Api, member_id: str) -> list[dict[str, Any]]:
     """The ledger invariant as a client sees it; answers the member's birthday entries, oldest first."""
-    state = client.state(member_id)
-    running = 0
-    for entry in reversed(state["entries"]):
-        running += entry["points"]
-        assert entry["balance_after"] == running, entry
-    assert running == state["member"]["balance"] == state["member"]["available"] + state["member"]["held"]
+    state = client.balanced(member_id)
     return [entry for entry in reversed(state["entries"]) if entry["type"] == "birthday_bonus"]
 
 

@@ -67,18 +67,6 @@ def spend_body(points: int, order_id: str | None = None) -> dict[str, Any]:
     return {"order_id": order_id or new_id("r"), "points": points, "order_amount": BIG_ORDER, "currency": CURRENCY}
 
 
-def check_ledger(api: Api, member_id: str) -> dict[str, Any]:
-    """The invariant as a client sees it: balance == sum of the entries, each chaining from the last."""
-    state = api.state(member_id)
-    running = 0
-    for entry in reversed(state["entries"]):
-        running += entry["points"]
-        assert entry["balance_after"] == running, entry
-    assert running == state["member"]["balance"]
-    assert state["member"]["available"] == state["member"]["balance"] - state["member"]["held"] >= 0
-    return state
-
-
 # ---------------------------------------------------------------------------- the life of a card
 
 
@@ -110,7 +98,7 @@ def test_issue_link_look_up_and_accrue_and_redeem_by_card(api: Api, staff: dict[
     assert spent.status_code == 201, spent.text
     assert (spent.json()["balance"], spent.json()["member_id"]) == (WELCOME + 180, member_id)
 
-    state = check_ledger(api, member_id)
+    state = api.balanced(member_id)
     assert state["member"]["balance"] == WELCOME + 180
     *by_card, welcome = state["entries"]
     assert (welcome["type"], welcome["points"]) == ("welcome_bonus", WELCOME)  # booked at enrolment
@@ -125,7 +113,7 @@ def test_issue_link_look_up_and_accrue_and_redeem_by_card(api: Api, staff: dict[
     # A member may have several cards; all book on the one balance.
     second = issue(staff["manager"], member_id=member_id)
     assert api.post(f"/v1/cards/{second['card_number']}/purchases", purchase_body()).status_code == 201
-    assert check_ledger(api, member_id)["member"]["balance"] == WELCOME + 480
+    assert api.balanced(member_id)["member"]["balance"] == WELCOME + 480
 
 
 def test_an_unlinked_or_blocked_card_is_a_409_and_books_nothing(api: Api, staff: dict[str, Api]) -> None:
@@ -138,7 +126,7 @@ def test_an_unlinked_or_blocked_card_is_a_409_and_books_nothing(api: Api, staff:
 
     lost = issue(staff["manager"], member_id=member_id)["card_number"]
     api.post(f"/v1/cards/{lost}/purchases", purchase_body()).raise_for_status()
-    before = check_ledger(api, member_id)
+    before = api.balanced(member_id)
     Api.problem(staff["manager"].post(f"/v1/cards/{lost}/replace"), 403, "forbidden")
     replaced = staff["senior"].post(f"/v1/cards/{lost}/replace")
     assert replaced.status_code == 201, replaced.text
@@ -148,12 +136,12 @@ def test_an_unlinked_or_blocked_card_is_a_409_and_books_nothing(api: Api, staff:
     again = staff["senior"].post(f"/v1/cards/{lost}/replace")
     assert again.status_code == 201 and again.json() == replaced.json()  # the same replacement
     # The balance is the member's: nothing moved, and the new card spends it.
-    assert check_ledger(api, member_id) == before
+    assert api.balanced(member_id) == before
     problem = Api.problem(api.post(f"/v1/cards/{lost}/purchases", purchase_body()), 409, "conflict")
     assert problem["replaced_by"] == new["card_number"]
     Api.problem(api.post(f"/v1/cards/{lost}/redemptions", spend_body(1)), 409, "conflict")
     Api.problem(staff["manager"].post(f"/v1/cards/{lost}/link", {"member_id": api.enrol()}), 409, "conflict")
-    assert check_ledger(api, member_id) == before
+    assert api.balanced(member_id) == before
     spent = api.post(f"/v1/cards/{new['card_number']}/redemptions", spend_body(WELCOME + 300))  # all of it
     assert spent.status_code == 201 and spent.json()["balance"] == 0, spent.text
     assert card_of(api, lost)["status"] == "blocked"
@@ -184,7 +172,7 @@ def test_sale_and_test_cards(api: Api, staff: dict[str, Api]) -> None:
 
     api.post(f"/v1/cards/{number}/purchases", purchase_body()).raise_for_status()
     api.post(f"/v1/cards/{number}/redemptions", spend_body(10)).raise_for_status()
-    *by_card, welcome = check_ledger(api, member_id)["entries"]
+    *by_card, welcome = api.balanced(member_id)["entries"]
     assert [e["details"]["test"] for e in by_card] == [True, True]
     assert welcome["type"] == "welcome_bonus" and not (welcome["details"] or {}).get("test")  # not by card
     audit = staff["admin"].get(f"/v1/audit?member_id={member_id}").json()["records"]
@@ -252,7 +240,7 @@ def test_a_handover_moves_the_card_and_the_points_exactly_once_under_retries(han
     assert (first["from_member_id"], first["to_member_id"], first["points"]) == (giver, receiver, 250)
     assert first["card"]["member_id"] == receiver and first["card"]["pending_handover"] is None
 
-    giver_state, receiver_state = check_ledger(api, giver), check_ledger(api, receiver)
+    giver_state, receiver_state = api.balanced(giver), api.balanced(receiver)
     assert (giver_state["member"]["balance"], giver_state["member"]["available"]) == (50, 0)
     assert receiver_state["member"]["balance"] == 280
     outs = [e for e in giver_state["entries"] if e["type"] == "transfer_out"]
@@ -265,14 +253,14 @@ def test_a_handover_moves_the_card_and_the_points_exactly_once_under_retries(han
     Api.problem(senior.post(f"/v1/cards/{number}/handover", other), 409, "conflict")
     assert card_of(api, number)["member"]["member_id"] == receiver
     api.post(f"/v1/cards/{number}/purchases", purchase_body()).raise_for_status()
-    assert check_ledger(api, receiver)["member"]["balance"] == 580
-    assert check_ledger(api, giver)["member"]["balance"] == 50
+    assert api.balanced(receiver)["member"]["balance"] == 580
+    assert api.balanced(giver)["member"]["balance"] == 50
     audit = handover_stack["admin"].get(f"/v1/audit?action=card.handover&member_id={receiver}").json()["records"]
     assert [(r["details"]["from_member_id"], r["target"]) for r in audit] == [(giver, number)]
     # Handing it back, under a new transfer_id, is a new hand-over.
     back = senior.post(f"/v1/cards/{number}/handover", {"to_member_id": giver, "transfer_id": new_id("t")})
     assert back.status_code == 200 and back.json()["points"] == 580, back.text
-    assert check_ledger(api, giver)["member"]["balance"] == 630
+    assert api.balanced(giver)["member"]["balance"] == 630
 
 
 # ---------------------------------------------------------------------------- bad input, other tenants

@@ -58,20 +58,8 @@ def leave(api: Api, company: str, manager: str) -> requests.Response:
     return api.call("DELETE", f"/v1/members/{company}/managers/{manager}")
 
 
-def check_ledger(api: Api, member_id: str) -> dict[str, Any]:
-    """The invariant as a client sees it: balance == sum of the entries, each chaining from the last."""
-    state = api.state(member_id)
-    running = 0
-    for entry in reversed(state["entries"]):
-        running += entry["points"]
-        assert entry["balance_after"] == running, entry
-    assert running == state["member"]["balance"]
-    assert state["member"]["available"] == state["member"]["balance"] - state["member"]["held"] >= 0
-    return state
-
-
 def balance(api: Api, member_id: str) -> int:
-    return check_ledger(api, member_id)["member"]["balance"]
+    return api.balanced(member_id)["member"]["balance"]
 
 
 class Firm:
@@ -95,16 +83,16 @@ class Firm:
         body = {"order_id": order_id, "amount": amount, "currency": CURRENCY}
         answer = self.api.post(f"/v1/members/{buyer or self.manager}/purchases", body)
         assert answer.status_code == 201, answer.text
-        check_ledger(self.api, self.company)
-        check_ledger(self.api, self.manager)
+        self.api.balanced(self.company)
+        self.api.balanced(self.manager)
         return answer.json()
 
     def refund(self, order_id: str, amount: int, buyer: str | None = None) -> dict[str, Any]:
         body = {"refund_id": new_id("r"), "order_id": order_id, "amount": amount}
         answer = self.api.post(f"/v1/members/{buyer or self.manager}/refunds", body)
         assert answer.status_code == 201, answer.text
-        check_ledger(self.api, self.company)
-        check_ledger(self.api, self.manager)
+        self.api.balanced(self.company)
+        self.api.balanced(self.manager)
         return answer.json()
 
 
@@ -156,7 +144,7 @@ def test_a_company_is_made_read_and_changed_with_its_managers(api: Api, admin: A
     assert len(audit(admin, "company.put", company)) == 2  # made, changed (not the repeat)
     assert len(audit(admin, "company.manager.link", company)) == 3
     for member_id in (company, *managers):
-        check_ledger(api, member_id)
+        api.balanced(member_id)
 
 
 def test_a_managers_purchase_accrues_to_the_company_when_its_program_says_so(api: Api, admin: Api) -> None:
@@ -199,8 +187,8 @@ def test_a_managers_purchase_accrues_to_the_company_when_its_program_says_so(api
     assert (by_card.json()["member_id"], by_card.json()["manager_id"]) == (firm.company, firm.manager)
     newest = api.entries(firm.company)[0]
     assert newest["details"]["card_number"] == number and newest["details"]["manager_id"] == firm.manager
-    check_ledger(api, firm.company)
-    check_ledger(api, firm.manager)
+    api.balanced(firm.company)
+    api.balanced(firm.manager)
 
 
 def test_a_managers_purchase_accrues_to_the_manager_when_its_program_says_so(api: Api, admin: Api) -> None:

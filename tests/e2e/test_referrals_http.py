@@ -49,17 +49,6 @@ def drain(api: Api) -> None:
     assert answer.status_code == 200, answer.text
 
 
-def balanced(api: Api, member_id: str) -> dict[str, Any]:
-    """The invariant as a client sees it: balance == sum of the entries, each chaining from the last."""
-    state = api.state(member_id)
-    running = 0
-    for entry in reversed(state["entries"]):
-        running += entry["points"]
-        assert entry["balance_after"] == running, entry
-    assert running == state["member"]["balance"] == state["member"]["available"] + state["member"]["held"]
-    return state
-
-
 def enrol(api: Api, program_id: str, **profile: Any) -> dict[str, Any]:
     answer = api.post("/v1/members", {"member_id": new_id("m"), "program_id": program_id, **profile})
     assert answer.status_code == 201, answer.text
@@ -88,7 +77,7 @@ def test_the_welcome_bonus_comes_with_enrolment_once(api: Api, program_id: str) 
         "/v1/members", {"member_id": member["member_id"], "program_id": program_id, "email": "welcome@example.com"}
     )
     assert again.status_code == 200 and again.json()["balance"] == WELCOME  # no second bonus
-    state = balanced(api, member["member_id"])
+    state = api.balanced(member["member_id"])
     [entry] = state["entries"]
     assert (entry["type"], entry["points"], entry["burn_date"]) == (
         "welcome_bonus",
@@ -111,15 +100,15 @@ def test_both_sides_are_paid_after_the_first_qualifying_purchase_only(api: Api, 
 
     purchase(api, newcomer["member_id"], MIN_ORDER - 1)  # below the minimum: not qualifying
     drain(api)
-    assert types(balanced(api, newcomer["member_id"])) == ["welcome_bonus", "accrual"]
-    assert types(balanced(api, referrer["member_id"])) == ["welcome_bonus"]
+    assert types(api.balanced(newcomer["member_id"])) == ["welcome_bonus", "accrual"]
+    assert types(api.balanced(referrer["member_id"])) == ["welcome_bonus"]
 
     earned = purchase(api, newcomer["member_id"], MIN_ORDER)["points"]
     drain(api)
-    newcomer_state = balanced(api, newcomer["member_id"])
+    newcomer_state = api.balanced(newcomer["member_id"])
     assert types(newcomer_state) == ["welcome_bonus", "accrual", "accrual", "referral_bonus"]
     assert newcomer_state["member"]["balance"] == WELCOME + earned + REFEREE
-    referrer_state = balanced(api, referrer["member_id"])
+    referrer_state = api.balanced(referrer["member_id"])
     assert types(referrer_state) == ["welcome_bonus", "referral_bonus"]
     bonus = referrer_state["entries"][0]
     assert bonus["points"] == REFERRER and bonus["details"]["referee_id"] == newcomer["member_id"]
@@ -127,8 +116,8 @@ def test_both_sides_are_paid_after_the_first_qualifying_purchase_only(api: Api, 
 
     purchase(api, newcomer["member_id"], MIN_ORDER * 2)  # later purchases pay no more referral bonuses
     drain(api)
-    assert types(balanced(api, referrer["member_id"])) == ["welcome_bonus", "referral_bonus"]
-    assert types(balanced(api, newcomer["member_id"])).count("referral_bonus") == 1
+    assert types(api.balanced(referrer["member_id"])) == ["welcome_bonus", "referral_bonus"]
+    assert types(api.balanced(newcomer["member_id"])).count("referral_bonus") == 1
 
 
 def test_a_referrer_may_bring_many_and_each_pays_once(api: Api, program_id: str) -> None:
@@ -137,7 +126,7 @@ def test_a_referrer_may_bring_many_and_each_pays_once(api: Api, program_id: str)
     for newcomer in newcomers:
         purchase(api, newcomer["member_id"], MIN_ORDER)
     drain(api)
-    state = balanced(api, referrer["member_id"])
+    state = api.balanced(referrer["member_id"])
     paid = sorted(e["details"]["referee_id"] for e in state["entries"] if e["type"] == "referral_bonus")
     assert paid == sorted(n["member_id"] for n in newcomers)
     assert state["member"]["balance"] == WELCOME + 3 * REFERRER
@@ -182,7 +171,7 @@ def test_unknown_malformed_and_self_referral_codes_are_refused(api: Api, program
     own = {**base, "member_id": referrer["member_id"], "email": "carol@example.com", "phone": "+380501234567"}
     problem = Api.problem(api.post("/v1/members", {**own, "referral_code": referrer["referral_code"]}), 422)
     assert "own referral code" in problem["detail"]
-    assert balanced(api, referrer["member_id"])["member"]["referred_by"] is None
+    assert api.balanced(referrer["member_id"])["member"]["referred_by"] is None
 
 
 def test_loops_and_late_referrers_are_refused(api: Api, program_id: str) -> None:
@@ -207,4 +196,4 @@ def test_loops_and_late_referrers_are_refused(api: Api, program_id: str) -> None
     )
     assert repeat.status_code == 200 and repeat.json()["referred_by"] == ann["member_id"]
     for member in (ann, bob, cid, late):
-        assert balanced(api, member["member_id"])["member"]["balance"] == WELCOME
+        assert api.balanced(member["member_id"])["member"]["balance"] == WELCOME
