@@ -250,6 +250,8 @@ def test_inactivity_burns_everything_months_after_the_last_activity(world, fake_
     world.ledger.redeem(world.actor, m, order_id="r1", points=1, order_amount=1_000_000, currency_code="RUB")
     due = burning.rules.add_months(fake_clock.moment.date(), 2)
     assert burning.expiring(world.ledger, world.actor.tenant_id, m) == [{"date": due.isoformat(), "points": 59}]
+    view = world.ledger.balance_view(world.actor.tenant_id, m)
+    assert view["next_expiry"] == {"date": due.isoformat(), "points": 59}  # GET /v1/members/{id} agrees
     fake_clock.advance(days=45)  # past the first lot's own date: nothing burns, the activity moved it
     run(world)
     assert entries(world, m) == [] and burning.rules.add_months(start, 2) < fake_clock.moment.date()

@@ -147,6 +147,17 @@ def burn(ledger: Ledger, tenant_id: str, member_id: str, night: date) -> dict[st
     }
 
 
+def inactivity_due(ledger: Ledger, program: Program, account: Account) -> str | None:
+    """Under the inactivity policy, the day every point of the member burns (its marker), None
+    before any activity; None under fixed_lifetime without reading anything."""
+    if program.burn_policy is not BurnPolicy.INACTIVITY:
+        return None
+    marker = burn_store.BurnStore(ledger.store.table, ledger.store._client).marker_item(
+        account.tenant_id, account.member_id
+    )
+    return marker["due"] if marker else None
+
+
 def expiring(ledger: Ledger, tenant_id: str, member_id: str) -> list[dict[str, Any]]:
     """``[{date, points}]``: when the member's points burn if nothing changes, soonest first."""
     account = ledger.store.snapshot(tenant_id, member_id).account

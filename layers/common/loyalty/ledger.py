@@ -1058,14 +1058,16 @@ class Ledger:
         now = clock.now()
         snapshot = self.store.snapshot(tenant_id, member_id)
         account = self._account(snapshot.account, member_id)
-        lots = sorted(self.store.lots(tenant_id, member_id), key=lambda lot: lot.burn_date)
-        debt = account.lot_debt
-        upcoming = []
-        for lot in lots:  # carried lot debt is owed by the earliest lots
-            left = lot.remaining - min(debt, lot.remaining)
-            debt -= lot.remaining - left
-            if left > 0:
-                upcoming.append({"date": lot.burn_date, "points": left})
+        lots = self.store.lots(tenant_id, member_id)
+        program = self._program(tenant_id, account.program_id)
+        # Carried lot debt is owed by the earliest lots; under the inactivity policy every point
+        # burns on the member's due date (its marker, read only then).
+        upcoming = rules.upcoming_burns(
+            program,
+            [(lot.burn_date, lot.remaining) for lot in lots],
+            burning.inactivity_due(self, program, account),
+            account.lot_debt,
+        )
         return {
             "balance": account.balance,
             "held": account.held(now),
@@ -1073,11 +1075,11 @@ class Ledger:
             "lifetime_earned": account.lifetime_earned,
             "tier": account.tier,
             "next_expiry": upcoming[0] if upcoming else None,
-            "tier_progress": self._progress(tenant_id, account),
+            "tier_progress": self._progress(tenant_id, account, program),
         }
 
-    def _progress(self, tenant_id: str, account: Account) -> dict[str, Any] | None:
-        program = self._program(tenant_id, account.program_id)
+    def _progress(self, tenant_id: str, account: Account, program: Program | None = None) -> dict[str, Any] | None:
+        program = program or self._program(tenant_id, account.program_id)
         window = _Window.of(program, account, clock.now().date())
         progress = rules.tier_progress(
             program,
