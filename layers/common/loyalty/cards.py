@@ -31,8 +31,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
-
 from loyalty import access, clock, currency
 from loyalty.access import Permission
 from loyalty.companies import Buyers
@@ -147,12 +145,7 @@ class Cards:
 
     def _write(self, items: list[dict[str, Any]]) -> None:
         """Commit; a failed condition means the card (or number) changed meanwhile: start over."""
-        try:
-            self.store.write(items)
-        except ClientError as error:
-            if "ConditionalCheckFailed" in dynamo.cancellation_codes(error):
-                raise dynamo.Retry() from error
-            raise
+        dynamo.retry_if_condition_failed(lambda: self.store.write(items))
 
     def _audit(self, actor: Actor, action: str, card: Card, ref: str, now: datetime, **details: Any) -> dict[str, Any]:
         record = audit.record(

@@ -33,8 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
-
 from loyalty import clock, rules
 from loyalty.errors import Conflict, InvalidRequest, NotFound
 from loyalty.ledger import LOT_ITEMS_RESERVED, Ledger, _actor, _commit, _Draft
@@ -407,10 +405,6 @@ def decode_cursor(cursor: str, company_id: str) -> str:
         raise InvalidRequest("cursor is not one this endpoint returned; start without it.", field="cursor") from error
 
 
-def _conditional_failure(error: ClientError) -> bool:
-    return "ConditionalCheckFailed" in dynamo.cancellation_codes(error)
-
-
 class Companies:
     """Company profiles, managers' links, and a manager's leave; stateless between calls."""
 
@@ -426,12 +420,7 @@ class Companies:
 
     def _write(self, items: list[dict[str, Any]]) -> None:
         """Commit; a failed condition means something changed meanwhile: decide again."""
-        try:
-            self.store.write(items)
-        except ClientError as error:
-            if _conditional_failure(error):
-                raise dynamo.Retry() from error
-            raise
+        dynamo.retry_if_condition_failed(lambda: self.store.write(items))
 
     def _account(self, tenant_id: str, member_id: str, field: str) -> Account:
         account = self.stores.ledger.snapshot(tenant_id, member_id).account

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
-
 from loyalty import access, burning, clock, currency, rules
 from loyalty.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
 from loyalty.members import Stores, program_of
@@ -55,13 +53,7 @@ def _replay(guard_result: dict[str, Any], stored: str, wanted: str, what: str) -
 
 def _commit(uow: UnitOfWork) -> None:
     """Commit; a failed condition means someone wrote this member meanwhile: start over."""
-    try:
-        uow.commit()
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code")
-        if code == "TransactionCanceledException" and "ConditionalCheckFailed" in dynamo.cancellation_codes(error):
-            raise dynamo.Retry() from error
-        raise
+    dynamo.retry_if_condition_failed(uow.commit)
 
 
 def _check_money(program: Program, amount: int, code: str, field: str = "amount") -> None:

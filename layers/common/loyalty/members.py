@@ -6,8 +6,6 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from loyalty import clock, rules
 from loyalty.errors import Conflict, InvalidRequest, NotFound
 from loyalty.models import Actor, Member, Profile, Program
@@ -235,17 +233,15 @@ def erase(stores: Stores, actor: Actor, member_id: str, *, reason: str, audit_ta
             if company is not None
             else companies.no_company(actor.tenant_id, member_id)
         )
-        try:
-            stores.ledger.erase_member(
+        # Erased meanwhile: the next attempt answers it.
+        dynamo.retry_if_condition_failed(
+            lambda: stores.ledger.erase_member(
                 actor.tenant_id,
                 member_id,
                 clock.isoformat(now),
                 also=[put_item(audit_table, actor.tenant_id, audit), contact],
             )
-        except ClientError as error:
-            if "ConditionalCheckFailed" in dynamo.cancellation_codes(error):
-                raise dynamo.Retry() from error  # erased meanwhile: the next attempt answers it
-            raise
+        )
         return get(stores, actor.tenant_id, member_id)
 
     return dynamo.with_retries(attempt)

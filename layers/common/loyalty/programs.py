@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from loyalty import clock, currency, rules
@@ -140,10 +139,6 @@ def _unknown(program_id: str) -> NotFound:
     return NotFound(f"No program {program_id!r}. GET /v1/programs lists this tenant's programs.", program_id=program_id)
 
 
-def _conditional_failure(error: ClientError) -> bool:
-    return "ConditionalCheckFailed" in dynamo.cancellation_codes(error)
-
-
 class Programs:
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
@@ -238,14 +233,12 @@ class Programs:
                 target=program_id,
                 details={"version": number, "effective_from": starts, "active": program.active},
             )
-            try:
-                self.config.put_program_version(
+            # Another version stored meanwhile: decide again.
+            dynamo.retry_if_condition_failed(
+                lambda: self.config.put_program_version(
                     head, new, keep, also=[put_item(self.audit_table, actor.tenant_id, audit)]
                 )
-            except ClientError as error:
-                if _conditional_failure(error):
-                    raise dynamo.Retry() from error  # another version was stored meanwhile: decide again
-                raise
+            )
             return _view(versions, new, at, self._warnings(actor, program, head, new)), head is None
 
         return dynamo.with_retries(attempt)
@@ -317,8 +310,9 @@ class Programs:
                 target=program_id,
                 details={"from": account.program_id, "to": program_id, "tier": tier, "balance": account.balance},
             )
-            try:
-                self.stores.ledger.change_program(
+            # The member changed meanwhile: decide again.
+            dynamo.retry_if_condition_failed(
+                lambda: self.stores.ledger.change_program(
                     tenant,
                     member_id,
                     version=account.version,
@@ -327,10 +321,7 @@ class Programs:
                     tier=tier,
                     also=[put_item(self.audit_table, tenant, audit)],
                 )
-            except ClientError as error:
-                if _conditional_failure(error):
-                    raise dynamo.Retry() from error  # the member changed meanwhile: decide again
-                raise
+            )
             return get_member(self.stores, tenant, member_id)
 
         return dynamo.with_retries(attempt)

@@ -121,6 +121,17 @@ def is_retryable(error: Exception) -> bool:
     return False
 
 
+def retry_if_condition_failed(write: Callable[[], T]) -> T:
+    """Run a conditional write. A failed condition means someone wrote the same items meanwhile:
+    ``Retry``, so that the operation around it (``with_retries``) reads and decides again."""
+    try:
+        return write()
+    except ClientError as error:
+        if "ConditionalCheckFailed" in cancellation_codes(error):
+            raise Retry() from error
+        raise
+
+
 def with_retries(
     operation: Callable[[], T],
     *,
