@@ -22,6 +22,7 @@ import pytest
 
 from loyalty.admin import DEMO_WELCOME_BONUS
 from scripts import invoke, samtemplate
+from tests.support.aws import dynamodb_client
 
 pytestmark = pytest.mark.built
 
@@ -194,8 +195,6 @@ def tiers_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
     ledger, on the clock moved back): the built job lowers the tier once; a rerun changes nothing."""
     from datetime import timedelta
 
-    import boto3
-
     from loyalty import clock
     from loyalty.ledger import Ledger, check_invariant
     from loyalty.members import Stores, enrol
@@ -204,13 +203,7 @@ def tiers_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
     from loyalty.store.ledger import LedgerStore
 
     stack = run.stack  # type: ignore[attr-defined]
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=stack["aws_endpoint"],
-        region_name=stack["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = dynamodb_client(stack["aws_endpoint"])
     stores = Stores(
         ledger=LedgerStore(stack["tables"]["LedgerTable"], client),
         config=ConfigStore(stack["tables"]["ConfigTable"], client),

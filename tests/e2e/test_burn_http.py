@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import boto3
 import pytest
 import requests
 
@@ -23,6 +22,7 @@ from loyalty.ledger import check_invariant
 from loyalty.store.burn import BurnStore
 from loyalty.store.ledger import LedgerStore
 from tests.e2e.conftest import Api, new_id
+from tests.support.aws import dynamodb_client
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TIERS = [{"name": "Base", "threshold": 0, "accrual_bp": 300}]  # 3 %: 1,000.00 RUB -> 30 points
@@ -82,13 +82,7 @@ def expiring(api: Api, member_id: str) -> list[dict[str, Any]]:
 
 
 def stores(stack: dict[str, Any]) -> tuple[LedgerStore, BurnStore]:
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=stack["aws_endpoint"],
-        region_name=stack["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = dynamodb_client(stack["aws_endpoint"])
     table = stack["tables"]["LedgerTable"]
     return LedgerStore(table, client), BurnStore(table, client)
 

@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
 from loyalty import cards as card_rules
 from loyalty.admin import demo_program
+from tests.support.aws import dynamodb_client
 from tests.support.programs import without_one_off_bonuses
 
 from .conftest import CURRENCY, WELCOME, Api, new_id, retry_busy, silver_points
@@ -198,13 +198,7 @@ def test_a_handover_is_refused_when_the_program_disallows_it(api: Api, staff: di
 def handover_stack(start_local_stack: Any) -> Iterator[dict[str, Api]]:
     """A stack whose demo tenant also has a program that allows card hand-overs."""
     stack = start_local_stack()
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=stack["aws_endpoint"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    dynamodb = dynamodb_client(stack["aws_endpoint"])
     from loyalty.store.config import ConfigStore
 
     program = without_one_off_bonuses(demo_program("demo"), program_id=HANDOVER_PROGRAM, allow_card_handover=True)

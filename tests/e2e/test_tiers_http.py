@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
 from loyalty.ledger import check_invariant
 from loyalty.store.ledger import LedgerStore
 from tests.e2e.conftest import CURRENCY, Api, new_id
+from tests.support.aws import dynamodb_client
 
 pytestmark = pytest.mark.e2e
 
@@ -58,13 +58,7 @@ def travel(stack: dict[str, Any], to: str) -> list[dict[str, Any]]:
 
 
 def invariant(stack: dict[str, Any], member_id: str) -> None:
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=stack["aws_endpoint"],
-        region_name=stack["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = dynamodb_client(stack["aws_endpoint"])
     check_invariant(LedgerStore(stack["tables"]["LedgerTable"], client), "demo", member_id)
 
 
