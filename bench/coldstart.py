@@ -82,9 +82,11 @@ def label(modules: str) -> str:
 
 
 def function_envs(template: Mapping) -> dict[str, dict[str, str]]:
-    """Each function's own environment (tables resolved to placeholder names: imports make no calls)."""
+    """Each function's own environment (tables and queues resolved to placeholder names: imports
+    make no calls)."""
     refs = invoke.stack_refs(template, PLACEHOLDER_STACK)
-    refs.update({name: name for name, res in template["Resources"].items() if res["Type"] == "AWS::DynamoDB::Table"})
+    placeholders = ("AWS::DynamoDB::Table", "AWS::SQS::Queue")
+    refs.update({name: name for name, res in template["Resources"].items() if res["Type"] in placeholders})
     envs = {}
     for logical_id, fn in samtemplate.functions(template).items():
         env = {name: samtemplate.resolve(value, refs) for name, value in fn.environment.items()}
