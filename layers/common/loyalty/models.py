@@ -143,8 +143,13 @@ class Program(Frozen):
 
 
 class Consents(Frozen):
+    """Two independent opt-outs and two channels (``loyalty.messaging.consents``): a message goes
+    only where both its category and its channel are consented."""
+
     marketing: bool = False
     bonus_notices: bool = True
+    email: bool = True
+    sms: bool = True
 
 
 class Profile(Frozen):

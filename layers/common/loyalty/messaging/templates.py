@@ -1,0 +1,293 @@
+"""Message templates: the repository's files per kind and locale, a tenant's overrides, and
+rendering in Jinja2's sandbox.
+
+Files live beside this module (``templates/<locale>/<kind>/``: ``subject.txt``, ``email.html``,
+``email.txt``, ``sms.txt``; ``templates/<locale>/_layout.html`` frames every e-mail), so the built
+layer carries them. A tenant may override any (kind, channel, locale) through the admin API; an
+override wins over the file of the same locale. The locale used is the first of the fallback
+chain (``kinds.locale_chain``) that has a template.
+
+Rendering is sandboxed (``SandboxedEnvironment``: no ``''.__class__`` tricks), HTML is
+autoescaped (text and SMS are not), and an undefined variable is an error (``StrictUndefined``),
+never an empty string. ``check`` refuses, when a template is saved, what would fail when sent:
+a syntax error (with its line), a variable the kind does not have, a template it may not include,
+and anything the sandbox refuses with the kind's sample data.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError, meta, pass_context
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment
+
+from loyalty.errors import InvalidRequest
+from loyalty.messaging import sms
+from loyalty.messaging.kinds import Channel, locale_chain, spec
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+# The parts of each channel, and the file each is kept in.
+PARTS: Mapping[str, tuple[str, ...]] = {"email": ("subject", "html", "text"), "sms": ("text",)}
+FILES: Mapping[tuple[str, str], str] = {
+    ("email", "subject"): "subject.txt",
+    ("email", "html"): "email.html",
+    ("email", "text"): "email.txt",
+    ("sms", "text"): "sms.txt",
+}
+LAYOUTS = frozenset({"_layout.html", "_footer.txt"})  # what a template may extend or include, in its locale
+_LAYOUT_NAME = re.compile(r"""(["'])(_layout\.html|_footer\.txt)\1""")
+MAX_PART_CHARS = {"subject": 200, "html": 50_000, "text": 20_000}
+OVERRIDES_TTL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Rendered:
+    kind: str
+    channel: Channel
+    locale: str  # the locale actually used, after the fallback chain
+    subject: str | None
+    html: str | None
+    text: str  # sms: the message
+    encoding: Literal["GSM-7", "UCS-2"] | None  # sms only
+    segments: int | None  # sms only
+
+
+class RenderError(ValueError):
+    """A template could not be rendered with the data given (a missing variable, a refused access)."""
+
+
+# ------------------------------------------------------------------ filters the templates may use
+
+MONTHS = {
+    "en": "January February March April May June July August September October November December",
+    "ru": "января февраля марта апреля мая июня июля августа сентября октября ноября декабря",
+    "uk": "січня лютого березня квітня травня червня липня серпня вересня жовтня листопада грудня",
+}
+
+
+@pass_context
+def _date(context: Context, value: Any) -> str:
+    """An ISO date as the locale writes it: ``1 March 2026``, ``1 марта 2026``, ``1 березня 2026``."""
+    day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    months = MONTHS.get(str(context.get("locale", "en"))[:2], MONTHS["en"]).split(" ")
+    return f"{day.day} {months[day.month - 1]} {day.year}"
+
+
+def _points(value: Any) -> str:
+    """An integer with thin groups: 12 500 (a no-break space, so it never wraps)."""
+    return f"{int(value):,}".replace(",", "\u00a0")
+
+
+def _environment(autoescape: bool) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=False,
+    )
+    env.filters["date"] = _date
+    env.filters["points"] = _points
+    return env
+
+
+@cache
+def environment(autoescape: bool) -> SandboxedEnvironment:
+    """The sandbox for HTML (autoescaped) or for text and SMS (not), made once per process."""
+    return _environment(autoescape)
+
+
+def _env_for(part: str) -> SandboxedEnvironment:
+    return environment(part == "html")
+
+
+# ------------------------------------------------------------------ the repository's files
+
+
+def file_source(kind: str, channel: str, locale: str, part: str) -> str | None:
+    """The repository's template for one part, or None if that locale has none."""
+    path = TEMPLATE_DIR / locale / kind / FILES[(channel, part)]
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def file_parts(kind: str, channel: str, locale: str) -> dict[str, str] | None:
+    """Every part of the repository's template for (kind, channel, locale), or None."""
+    parts = {part: file_source(kind, channel, locale, part) for part in PARTS[channel]}
+    return None if any(source is None for source in parts.values()) else {k: v for k, v in parts.items() if v}
+
+
+# ------------------------------------------------------------------ a tenant's overrides
+
+OverridesReader = Callable[[str, str], Iterable[Any]]  # (tenant, kind) -> TemplateOverride items
+
+
+@cache
+def _default_reader() -> OverridesReader:
+    from loyalty.settings import settings  # read on first use: a pure render needs no environment
+    from loyalty.store.templates import TemplateStore
+
+    return TemplateStore(settings().config_table).overrides
+
+
+class OverridesCache:
+    """(tenant, kind) -> {(channel, locale): parts}, kept ``OVERRIDES_TTL_SECONDS`` per process:
+    a sender renders thousands of messages with one Query per kind a minute, and a saved
+    template applies within that minute (at once in the process that saved it)."""
+
+    def __init__(self, ttl: float = OVERRIDES_TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self.reader: OverridesReader | None = None  # tests may set their own
+        self._cached: dict[tuple[str, str], tuple[dict[tuple[str, str], dict[str, str]], float]] = {}
+
+    def get(self, tenant_id: str, kind: str) -> dict[tuple[str, str], dict[str, str]]:
+        cached = self._cached.get((tenant_id, kind))
+        if cached is not None and self.clock() - cached[1] < self.ttl:
+            return cached[0]
+        from loyalty.store import dynamo
+
+        reader = self.reader or _default_reader()
+        found = dynamo.with_retries(lambda: list(reader(tenant_id, kind)))
+        overrides = {
+            (o.channel, o.locale): {part: getattr(o, part) for part in PARTS[o.channel] if getattr(o, part)}
+            for o in found
+        }
+        self._cached[(tenant_id, kind)] = (overrides, self.clock())
+        return overrides
+
+    def forget(self, tenant_id: str, kind: str) -> None:
+        self._cached.pop((tenant_id, kind), None)
+
+
+overrides = OverridesCache()
+
+
+# ------------------------------------------------------------------ checking and rendering
+
+
+DERIVED = frozenset({"kind", "category"})  # set by the renderer, usable by every template
+
+
+def _context(kind: str, locale: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    return {**data, "locale": locale, "kind": kind, "category": spec(kind).category}
+
+
+def _render_part(part: str, source: str, context: Mapping[str, Any], locale: str) -> str:
+    env = _env_for(part)
+    # Layouts are looked up in the template's own locale: ``{% extends "_layout.html" %}``.
+    source = _LAYOUT_NAME.sub(lambda m: f'"{locale}/{m.group(2)}"', source)
+    return env.from_string(source).render(context)
+
+
+def _subject(text: str) -> str:
+    """A subject is one line: newlines and runs of spaces collapse (no header injection)."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def render(
+    kind: str,
+    channel: Channel,
+    locale: str | None,
+    data: Mapping[str, Any],
+    *,
+    tenant_id: str | None = None,
+    default_locale: str = "en",
+) -> Rendered:
+    """Render ``kind`` for ``channel`` in the first locale of the fallback chain that has a
+    template (the tenant's override before the repository's file). Unknown kind: KeyError;
+    a missing variable or anything the sandbox refuses: RenderError."""
+    spec(kind)  # KeyError for an unknown kind
+    if channel not in PARTS:
+        raise KeyError(f"unknown channel {channel!r}; known: {', '.join(PARTS)}")
+    tenant_overrides = overrides.get(tenant_id, kind) if tenant_id else {}
+    for candidate in locale_chain(locale, default_locale):
+        parts = tenant_overrides.get((channel, candidate)) or file_parts(kind, channel, candidate)
+        if parts:
+            break
+    else:  # pragma: no cover - every kind has English files (a unit test proves it)
+        raise KeyError(f"no template for {kind!r} {channel!r} in any of {locale_chain(locale, default_locale)}")
+    context = _context(kind, candidate, data)
+    try:
+        layout = _layout_locale(candidate)
+        out = {part: _render_part(part, source, context, layout) for part, source in parts.items()}
+    except TemplateError as error:
+        raise RenderError(f"{kind}/{channel}/{candidate}: {error}") from error
+    if channel == "sms":
+        text = out["text"].strip()
+        return Rendered(kind, channel, candidate, None, None, text, sms.encoding(text), sms.segments(text))
+    return Rendered(kind, channel, candidate, _subject(out["subject"]), out["html"], out["text"].strip(), None, None)
+
+
+def check(kind: str, channel: Channel, locale: str, parts: Mapping[str, str | None]) -> None:
+    """Refuse (InvalidRequest, one entry per problem in ``errors``) a template that could fail when
+    sent: a missing or too long part, a syntax error (its line), a variable the kind does not
+    have, an include of anything but the layout, or a refusal of the sandbox with sample data."""
+    kind_spec = spec(kind)
+    errors: list[dict[str, Any]] = []
+    for part in PARTS[channel]:
+        source = parts.get(part)
+        if not source or not source.strip():
+            errors.append({"field": part, "message": "is required", "type": "missing"})
+            continue
+        if len(source) > MAX_PART_CHARS[part]:
+            errors.append({"field": part, "message": f"may be {MAX_PART_CHARS[part]} characters at most"})
+            continue
+        env = _env_for(part)
+        try:
+            ast = env.parse(source)
+        except TemplateSyntaxError as error:
+            errors.append(
+                {
+                    "field": part,
+                    "message": f"line {error.lineno}: {error.message}",
+                    "type": "syntax",
+                    "line": error.lineno,
+                }
+            )
+            continue
+        unknown = sorted(meta.find_undeclared_variables(ast) - kind_spec.variables - DERIVED)
+        if unknown:
+            errors.append(
+                {
+                    "field": part,
+                    "message": f"uses unknown variable(s) {', '.join(unknown)}; {kind} has: "
+                    f"{', '.join(sorted(kind_spec.variables))}",
+                    "type": "unknown-variable",
+                    "variables": unknown,
+                }
+            )
+            continue
+        referenced = set(meta.find_referenced_templates(ast))
+        if referenced - LAYOUTS:
+            errors.append(
+                {
+                    "field": part,
+                    "message": f"may only extend or include: {', '.join(sorted(LAYOUTS))}",
+                    "type": "include",
+                }
+            )
+            continue
+        try:
+            _render_part(part, source, _context(kind, locale, kind_spec.sample), _layout_locale(locale))
+        except TemplateError as error:  # SecurityError and UndefinedError are TemplateErrors
+            line = getattr(error, "lineno", None)
+            where = f"line {line}: " if line else ""
+            errors.append({"field": part, "message": f"{where}{str(error).rstrip('.')}", "type": "render"})
+    if errors:
+        summary = "; ".join(f"{e['field']} {e['message']}" for e in errors[:5])
+        raise InvalidRequest(f"The template cannot be used: {summary}.", errors=errors)
+
+
+def _layout_locale(locale: str) -> str:
+    """The locale whose layout an override in ``locale`` extends (its base language, else English)."""
+    return next(c for c in locale_chain(locale) if (TEMPLATE_DIR / c / "_layout.html").is_file())
