@@ -8,9 +8,10 @@ Each size gets fresh tables on an in-process moto server, seeded directly (Batch
 metered) with ``members`` members of the demo program, each with one accrual entry and one open lot
 of 30 points: ``due`` of them burn tonight, the others on a later day of the coming year. Then the
 night runs as in production, through a client that meters every request by DynamoDB's rules
-(``bench.ledger_cost.MeteredClient``): the scheduler (``burning.run_nights``: the checkpoint, one
-Query per shard of gsi1) and the worker on each message it sent (``Ledger.burn``). Reminders are
-left out (no offsets) so that both sizes do the same work; they add the same per member reminded.
+(``bench.ledger_cost.MeteredClient``): the scheduler (``burning.run_tenants``: the registry of
+tenants and their checkpoints, a Query each; one Query per shard of gsi1) and the worker on each
+message it sent (``Ledger.burn``). Reminders are left out (no offsets) so that both sizes do the
+same work; they add the same per member reminded.
 
 The baseline is what a job without the index would read: a Scan of the whole ledger table
 (eventually consistent, 1 MB pages), computed from the sizes of the items in the table.
@@ -115,7 +116,7 @@ def seed(client: Any, table: str, members: int, due: int) -> list[int]:
                 "remaining": POINTS,
                 "tenant_id": DEMO_TENANT,
                 "member_id": member_id,
-                "gsi1pk": keys.burn_gsi1pk(burn.isoformat(), shard),
+                "gsi1pk": keys.burn_gsi1pk(DEMO_TENANT, burn.isoformat(), shard),
                 "gsi1sk": pk,
             },
         ]
@@ -157,8 +158,11 @@ def measure(endpoint: str, members: int, due: int) -> Figures:
     with frozen_clock(RUN_AT):
         started = time.perf_counter()
         messages: list[dict[str, Any]] = []
-        summary = burning.run_nights(BurnStore(table, metered), set(), messages.extend, NIGHT)
-        assert summary["nights"] == [NIGHT.isoformat()] and summary["burn"] == due, summary
+        tenants = ConfigStore(tables["ConfigTable"], metered).all_tenant_settings()
+        summary = burning.run_tenants(
+            BurnStore(table, metered), tenants, "Europe/Moscow", set(), messages.extend, RUN_AT
+        )
+        assert summary["tenants"] == {DEMO_TENANT: [NIGHT.isoformat()]} and summary["burn"] == due, summary
         scheduler: list[Call] = list(meter.calls)
         scheduled = time.perf_counter()
         meter.calls.clear()

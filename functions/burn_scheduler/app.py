@@ -1,11 +1,14 @@
-"""The nightly burn's scheduler, on an EventBridge Scheduler schedule in the burn's time zone
-(``BurnTimeZone``, after local midnight). Thin: the work is ``loyalty.burning.run_nights``.
+"""The nightly burn's scheduler, on an hourly EventBridge Scheduler schedule. Thin: the work is
+``loyalty.burning.run_tenants``.
 
-It finds, through the sparse due index (16 shards of gsi1 per date), every member with points due
-on each night from the one after the last finished night (the checkpoint) up to tonight, in order,
-and every member with points due ``d`` days later for each reminder offset; it sends one message per
-member to the burn queue (SendMessageBatch), where the worker burns or records the reminder. Its
-cost follows what is due, not the size of the table.
+Each tenant's night begins at its own burn time in its own time zone (the tenant's settings,
+``PUT /v1/settings``; ``BurnTimeZone`` for a tenant that names none). For every tenant whose night
+has begun and is not done, it finds, through the sparse due index (16 shards of gsi1 per tenant and
+date), every member with points due on each night from the one after the tenant's last finished
+night (its checkpoint) up to tonight, in order, and every member with points due ``d`` days later
+for each reminder offset; it sends one message per member to the burn queue (SendMessageBatch),
+where the worker burns or records the reminder. Its cost follows what is due, not the size of the
+table.
 
 Invoked asynchronously; it decides at the schedule's ``scheduled_time`` (in the event), so a retry
 decides as the scheduled run would have. A failed run is retried by Lambda, then dead-lettered; a
@@ -18,7 +21,6 @@ import json
 import os
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -29,6 +31,7 @@ from loyalty import burning, clock
 from loyalty.settings import settings
 from loyalty.store import dynamo
 from loyalty.store.burn import BurnStore, reminder_days
+from loyalty.store.config import ConfigStore
 
 logger = Logger()
 tracer = Tracer()
@@ -62,13 +65,15 @@ def sender(queue_url: str) -> Any:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = settings()
-    zone = ZoneInfo(os.environ.get("BURN_TIME_ZONE", "UTC"))
-    night = burning.local_night(run_instant(event, clock.now()), zone)
+    at = run_instant(event, clock.now())
     store = BurnStore(config.ledger_table)
+    tenants = ConfigStore(config.config_table).all_tenant_settings()
     offsets = reminder_days(config.config_table, dynamo.client())
-    summary = burning.run_nights(store, offsets, sender(os.environ["BURN_QUEUE_URL"]), night)
-    metrics.add_metric(name="BurnNights", unit=MetricUnit.Count, value=len(summary["nights"]))
+    default_zone = os.environ.get("BURN_TIME_ZONE", "UTC")
+    summary = burning.run_tenants(store, tenants, default_zone, offsets, sender(os.environ["BURN_QUEUE_URL"]), at)
+    nights = sum(len(n) for n in summary["tenants"].values())
+    metrics.add_metric(name="BurnNights", unit=MetricUnit.Count, value=nights)
     metrics.add_metric(name="BurnMembersDue", unit=MetricUnit.Count, value=summary["burn"])
     metrics.add_metric(name="BurnRemindersDue", unit=MetricUnit.Count, value=summary["remind"])
-    logger.info("burn messages sent", extra={"night": night.isoformat(), **summary})
-    return {"night": night.isoformat(), **summary}
+    logger.info("burn messages sent", extra={"at": clock.isoformat(at), **summary})
+    return {"at": clock.isoformat(at), **summary}

@@ -245,14 +245,15 @@ def tiers_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
 
 
 def burn_scheduler_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
-    # 21:30 UTC is 00:30 in Moscow (BurnTimeZone): the run is for the night of the 25th, and a
-    # rerun of it has nothing left to do (the checkpoint).
-    first = run("BurnSchedulerFunction", "scheduled_nightly.json")
+    # 21:30 UTC is 00:30 in Moscow (BurnTimeZone, the default of tenants that name no zone): the
+    # hourly run begins the night of the 25th for every tenant, and a rerun of it has nothing left
+    # to do (the checkpoints).
+    first = run("BurnSchedulerFunction", "scheduled_hourly.json")
     assert first.ok, f"{first.error}\n{first.logs}"
-    assert first.result["night"] == "2026-11-25", first.result
-    again = run("BurnSchedulerFunction", "scheduled_nightly.json")
-    assert again.ok and again.result["nights"] == [] and again.result["burn"] == 0, again.result
-    return {"scheduled_nightly.json"}
+    assert first.result["tenants"] == {"demo": ["2026-11-25"], "other": ["2026-11-25"]}, first.result
+    again = run("BurnSchedulerFunction", "scheduled_hourly.json")
+    assert again.ok and again.result["tenants"] == {} and again.result["burn"] == 0, again.result
+    return {"scheduled_hourly.json"}
 
 
 def burn_worker_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
@@ -264,24 +265,6 @@ def burn_worker_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[st
     return {"burn_messages.json"}
 
 
-def reports_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
-    # An enrolment, its welcome entry and its lot, delivered twice: applied once, no failure.
-    for _ in range(2):
-        outcome = run("ReportsFunction", "ledger_stream.json")
-        assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
-        assert outcome.result == {"batchItemFailures": []}
-    return {"ledger_stream.json"}
-
-
-def reconcile_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
-    # The nightly run on the stack's table: it checks the days before the event's time.
-    outcome = run("ReconcileFunction", "scheduled_nightly.json")
-    assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
-    assert (outcome.result["day"], outcome.result["segments"]) == ("2026-11-24", 4)
-    assert outcome.result["items_read"] >= outcome.result["members_checked"]
-    return {"scheduled_nightly.json"}
-
-
 SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str]]] = {
     "BurnSchedulerFunction": burn_scheduler_scenario,
     "BurnWorkerFunction": burn_worker_scenario,
@@ -291,8 +274,6 @@ SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str
     "EventsFunction": events_scenario,
     "TiersFunction": tiers_scenario,
     "BirthdaysFunction": birthdays_scenario,
-    "ReportsFunction": reports_scenario,
-    "ReconcileFunction": reconcile_scenario,
 }
 
 

@@ -1,11 +1,12 @@
 """The nightly burn over HTTP on a private local stack whose clock travels through a year.
 
-The stack runs with ``BurnTimeZone=Europe/Berlin`` (daylight saving: the burn's 00:30 local is
-23:30 UTC in winter, 22:30 UTC in summer). Each step travels without firing to just before a local
-midnight, then with firing past 00:30 local, so that the scheduler runs once, catches up every
-night since its checkpoint in order, and the stack drains the burn queue before answering. Both
-policies run side by side: fixed_lifetime in months rounded to the month's end, and inactivity.
-After every night the ledger's invariant holds for every member.
+The demo tenant's settings put its nights in Europe/Berlin (``PUT /v1/settings``; the stack's
+default, ``BurnTimeZone``, stays Europe/Moscow), burning from 00:30 local: 23:30 UTC in winter,
+22:30 UTC in summer, both daylight-saving changes included. Each step travels without firing to
+just before a local midnight, then with firing past 00:30 local, so that the hourly scheduler's run
+after 00:30 catches up every night since the tenant's checkpoint in order, and the stack drains the
+burn queue before answering. Both policies run side by side: fixed_lifetime in months rounded to the
+month's end, and inactivity. After every night the ledger's invariant holds for every member.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ TIERS = [{"name": "Base", "threshold": 0, "accrual_bp": 300}]  # 3 %: 1,000.00 R
 
 @pytest.fixture(scope="module")
 def berlin(start_local_stack: Any) -> Iterator[tuple[dict[str, Any], Api, Api]]:
-    stack = start_local_stack(args=("--parameter", "BurnTimeZone=Europe/Berlin"))
+    stack = start_local_stack()
     keys = stack["tenants"]["demo"]["api_keys"]
     admin, api = Api(stack, keys["admin"]), Api(stack, keys["integration"])
+    answer = admin.call("PUT", "/v1/settings", json_body={"burn_time_zone": "Europe/Berlin", "burn_time": "00:30"})
+    assert answer.status_code == 200, answer.text
     yield stack, admin, api
     admin.session.close()
     api.session.close()
@@ -65,6 +68,11 @@ def night(api: Api, day: date) -> list[dict[str, Any]]:
         travel(api, before, fire=False)
     fired = travel(api, local(day.year, day.month, day.day, 0, 45), fire=True)["fired"]
     return [f for f in fired if f["schedule"].startswith("BurnSchedulerFunction")]
+
+
+def burned_at(api: Api, member_id: str) -> list[str]:
+    """When each of the member's burn entries was written (the scheduler's run), oldest first."""
+    return sorted(e["created_at"][:16] for e in api.entries(member_id) if e["type"] == "burn")
 
 
 def program(admin: Api, **settings: Any) -> str:
@@ -128,6 +136,7 @@ def test_a_year_of_nightly_burns_under_both_policies(berlin: tuple[dict[str, Any
     assert balance(a) == 30
     runs = night(api, date(2027, 1, 1))
     assert [r["at"] for r in runs] == ["2026-12-31T23:30:00Z"]  # 00:30 CET
+    assert burned_at(api, a) == ["2026-12-31T23:30"]
     assert balance(a) == 0 and expiring(api, a) == []
     burned = [e for e in api.entries(a) if e["type"] == "burn"]
     assert [(e["points"], e["burn_date"]) for e in burned] == [(-30, "2027-01-01")]
@@ -147,20 +156,49 @@ def test_a_year_of_nightly_burns_under_both_policies(berlin: tuple[dict[str, Any
     assert expiring(api, a) == [{"date": "2027-04-01", "points": 60}]
     night(api, date(2027, 3, 28))
     assert balance(a) == 60
-    runs = night(api, date(2027, 4, 1))
-    assert [r["at"] for r in runs] == ["2027-03-31T22:30:00Z"]
+    night(api, date(2027, 4, 1))
+    assert burned_at(api, a)[-1] == "2027-03-31T22:30"  # 00:30 CEST: an hour earlier in UTC
     assert balance(a) == 0
     settled()
 
     # The rest of the year, a month at a time: each month's lot burns on the 1st of the month after
     # next, both members buying (b's activity keeps its points).
+    # In October, c's points burn on the night of the change to winter time (31 October 2027,
+    # 03:00 CEST -> 02:00 CET), at 00:30 CEST, and a's on 1 November at 00:30 CET.
+    c = api.enrol(program_id=program(admin, lifetime_days=21))
     for month in range(4, 12):
         travel(api, local(2027, month, 10, 12, 0), fire=False)
         api.purchase(a, new_id("o"), 1_000_00)
         api.purchase(b, new_id("o"), 1_000_00)
         following = date(2027, month + 2, 1) if month < 11 else date(2028, 1, 1)
         assert {"date": following.isoformat(), "points": 30} in expiring(api, a)
+        if month == 10:
+            api.purchase(c, new_id("o"), 1_000_00)
+            assert expiring(api, c) == [{"date": "2027-10-31", "points": 30}]
+            night(api, date(2027, 10, 30))
+            assert balance(c) == 30
+            night(api, date(2027, 10, 31))
+            assert balance(c) == 0 and burned_at(api, c) == ["2027-10-30T22:30"]
+            check_invariant(ledger, "demo", c)
         night(api, date(2027, month + 1, 1))
         settled()
+        if month == 10:
+            assert burned_at(api, a)[-1] == "2027-10-31T23:30"  # 00:30 CET again
     assert sorted(lot.burn_date for lot in ledger.lots("demo", a)) == ["2028-01-01"]
-    assert balance(b) == 8 * 30 and burns.checkpoint() == "2027-12-01"
+    assert balance(b) == 8 * 30 and burns.checkpoint("demo") == "2027-12-01"
+
+
+def test_the_tenant_settings_say_what_to_fix(berlin: tuple[dict[str, Any], Api, Api]) -> None:
+    _, admin, api = berlin
+    assert admin.get("/v1/settings").json() == {"burn_time_zone": "Europe/Berlin", "burn_time": "00:30"}
+    for body, field in (
+        ({"burn_time_zone": "Mars/Olympus"}, "burn_time_zone"),
+        ({"burn_time": "23:30"}, "burn_time"),
+        ({"burn_time": 30}, "burn_time"),
+        ({"burn_day": "Sunday"}, "burn_day"),
+    ):
+        answer = admin.call("PUT", "/v1/settings", json_body=body)
+        admin.problem(answer, 422)
+        assert field in answer.text
+    admin.problem(api.call("PUT", "/v1/settings", json_body={"burn_time": "01:00"}), 403)  # the shop's key
+    assert admin.get("/v1/settings").json()["burn_time_zone"] == "Europe/Berlin"  # nothing was changed

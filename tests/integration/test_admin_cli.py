@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from typing import Any
 
 import pytest
@@ -49,6 +50,7 @@ def cli(moto_endpoint: str):
 
     run.client = client  # type: ignore[attr-defined]
     run.tables = tables  # type: ignore[attr-defined]
+    run.env = env  # type: ignore[attr-defined]
     return run
 
 
@@ -93,3 +95,89 @@ def test_a_key_of_another_tenant_cannot_be_revoked_through_the_cli(cli) -> None:
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and done.stderr.startswith("error: No API key") and "Traceback" not in done.stderr
     assert cli("list-keys", "one")[0]["active"] is True
+
+
+def test_the_burn_index_backfill_upgrades_old_lots_and_tenants_once(cli) -> None:
+    """Data written before the per-tenant due index: a tenant missing from the registry, a lot with
+    no gsi1 keys, a lot under the old key (no tenant in it), a burn marker with none. The dry run
+    counts them and changes nothing; the backfill fixes them, the nightly burn then finds the
+    member, and a rerun finds nothing to do."""
+    from loyalty import burning
+    from loyalty.store import dynamo, keys
+    from loyalty.store.burn import BurnStore
+
+    cli("create-tenant", "shop")
+    client, ledger_table, config_table = cli.client, cli.tables["LedgerTable"], cli.tables["ConfigTable"]
+    client.delete_item(TableName=config_table, Key=dynamo.marshal({"pk": keys.TENANTS_PK, "sk": "shop"}))
+    pk = keys.member_pk("shop", "old-member")
+    old_shard = keys.due_shard("shop", "old-member")
+    items = [
+        {"pk": pk, "sk": keys.lot_sk("2027-01-01"), "burn_date": "2027-01-01", "remaining": 30},
+        {
+            "pk": pk,
+            "sk": keys.lot_sk("2027-02-01"),
+            "burn_date": "2027-02-01",
+            "remaining": 20,
+            "gsi1pk": f"BURN#2027-02-01#{old_shard:02d}",
+            "gsi1sk": pk,
+        },
+        {
+            "pk": pk,
+            "sk": keys.lot_sk("2027-03-01"),
+            "burn_date": "2027-03-01",
+            "remaining": 10,
+            **keys.burn_index("shop", "old-member", "2027-03-01"),
+        },
+        {"pk": pk, "sk": keys.BURN_MARKER_SK, "due": "2027-04-01"},
+        {"pk": pk, "sk": keys.MEMBER_SK, "tenant_id": "shop", "member_id": "old-member"},  # not indexed
+    ]
+    for item in items:
+        client.put_item(TableName=ledger_table, Item=dynamo.marshal(item))
+    burns = BurnStore(ledger_table, client)
+
+    def due(day: str) -> set[str]:
+        return set(burning.due_members(burns, "shop", date.fromisoformat(day)))
+
+    assert due("2027-01-01") == due("2027-02-01") == due("2027-04-01") == set()
+    dry = cli("backfill-burn-index", "--segments", "3", "--dry-run")
+    assert dry == {"tenants": 0, "checked": 4, "fixed": 3, "gone": 0, "dry_run": True}
+    assert due("2027-01-01") == set()
+
+    done = cli("backfill-burn-index", "--segments", "3")
+    assert done["fixed"] == 3 and done["checked"] == 4 and done["tenants"] == 1
+    for day in ("2027-01-01", "2027-02-01", "2027-03-01", "2027-04-01"):
+        assert due(day) == {"old-member"}, day
+    assert "shop" in dict(ConfigStore(config_table, client).all_tenant_settings())
+    assert cli("backfill-burn-index")["fixed"] == 0  # a rerun has nothing left to do
+
+
+def test_the_burn_time_of_a_tenant_through_the_cli(cli) -> None:
+    cli("create-tenant", "shop")
+    assert cli("set-burn-time", "shop", "--zone", "Asia/Almaty", "--time", "01:15") == {
+        "tenant_id": "shop",
+        "burn_time_zone": "Asia/Almaty",
+        "burn_time": "01:15",
+    }
+    stored = ConfigStore(cli.tables["ConfigTable"], cli.client).tenant_settings("shop")
+    assert stored is not None and (stored.burn_time_zone, stored.burn_time) == ("Asia/Almaty", "01:15")
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loyalty.admin",
+            "--config-table",
+            cli.tables["ConfigTable"],
+            "--ledger-table",
+            cli.tables["LedgerTable"],
+            "set-burn-time",
+            "shop",
+            "--time",
+            "12:00",
+        ],
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2 and "burn_time" in refused.stderr and "Traceback" not in refused.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -60,11 +60,17 @@ def store(world) -> BurnStore:
     return BurnStore(world.tables["LedgerTable"], world.client)
 
 
+def nights(world, offsets: Any, messages: list[dict[str, Any]], today: date) -> dict[str, Any]:
+    """The scheduler's work for the world's tenant up to ``today``, from its checkpoint."""
+    tenant_id, burns = world.actor.tenant_id, store(world)
+    return burning.run_nights(burns, tenant_id, offsets, messages.extend, today, checkpoint=burns.checkpoint(tenant_id))
+
+
 def run(world, ledger: Ledger | None = None) -> dict[str, Any]:
     """One scheduler run at the fake clock's date, then every message through the worker."""
     messages: list[dict[str, Any]] = []
     offsets = reminder_days(world.tables["ConfigTable"], world.client)
-    summary = burning.run_nights(store(world), offsets, messages.extend, burning.clock.now().date())
+    summary = nights(world, offsets, messages, burning.clock.now().date())
     summary["results"] = [burning.handle_message(ledger or world.ledger, json.dumps(m)) for m in messages]
     summary["messages"] = messages
     return summary
@@ -83,7 +89,7 @@ def invariant(world, *member_ids: str) -> None:
         check_invariant(world.stores.ledger, world.actor.tenant_id, member_id)
         for item in world.stores.ledger.query_all(keys.member_pk(world.actor.tenant_id, member_id), "L#"):
             shard = keys.due_shard(world.actor.tenant_id, member_id)
-            assert item["gsi1pk"] == keys.burn_gsi1pk(item["burn_date"], shard)
+            assert item["gsi1pk"] == keys.burn_gsi1pk(world.actor.tenant_id, item["burn_date"], shard)
             assert item["gsi1sk"] == keys.member_pk(world.actor.tenant_id, member_id)
 
 
@@ -99,8 +105,8 @@ def test_open_lots_are_in_the_due_index_and_expiring_lists_them(world, fake_cloc
         {"date": (today - timedelta(days=2) + timedelta(days=30)).isoformat(), "points": 30},
         {"date": (today + timedelta(days=30)).isoformat(), "points": 30},
     ]
-    due = set(burning.due_members(store(world), today + timedelta(days=30)))
-    assert (world.actor.tenant_id, m) in due
+    due = set(burning.due_members(store(world), world.actor.tenant_id, today + timedelta(days=30)))
+    assert m in due
     with pytest.raises(NotFound):
         burning.expiring(world.ledger, world.actor.tenant_id, "nobody")
 
@@ -182,7 +188,7 @@ def test_a_lot_spent_between_the_index_read_and_the_burn_is_not_burned(world, fa
     run(world)
     fake_clock.advance(days=7)
     messages: list[dict[str, Any]] = []
-    burning.run_nights(store(world), set(), messages.extend, fake_clock.moment.date())
+    nights(world, set(), messages, fake_clock.moment.date())
     assert [x["member_id"] for x in messages] == [m]
     # Spent at the till before the worker got to it (a backdated redemption of the day before).
     world.ledger.redeem(world.actor, m, order_id="late", points=30, order_amount=1_000_000, currency_code="RUB")
@@ -285,3 +291,72 @@ def test_reminders_are_recorded_once_per_burn_date_and_offset_with_the_amount_th
     assert sorted((n["days_before"], n["points"]) for n in notices) == [(7, 20), (30, 30)]  # recomputed
     assert [n["days_before"] for n in store(world).notices(world.actor.tenant_id, spender)] == [30]  # none left
     assert {date.fromisoformat(n["burn_date"]) for n in notices} == {burn_day}
+
+
+def test_each_tenant_burns_after_midnight_in_its_own_time_zone(world, fake_clock):
+    """Two tenants, Vladivostok (UTC+10) and Los Angeles (UTC-8), each with a member whose points
+    burn on 1 December: the hourly scheduler burns each one's night at 00:30 there, not before,
+    and once; each tenant's checkpoint moves on its own."""
+    from loyalty.admin import OTHER_TENANT
+    from loyalty.models import Actor, Role, TenantSettings
+    from loyalty.tenancy import TenantSettingsAdmin
+
+    zones = {world.actor.tenant_id: "Asia/Vladivostok", OTHER_TENANT: "America/Los_Angeles"}
+    settings_admin = TenantSettingsAdmin(world.stores.config, world.tables["LedgerTable"])
+    members = {}
+    for tenant_id, zone in zones.items():
+        actor = Actor(tenant_id=tenant_id, key_id="key_test", role=Role.ADMIN)
+        settings_admin.set(actor, TenantSettings(burn_time_zone=zone))
+        world.stores.config.put_program(
+            Program(
+                tenant_id=tenant_id,
+                program_id="week",
+                name="week",
+                currency="RUB",
+                tiers=(Tier(name="Base", threshold=0, accrual_bp=300),),
+                lifetime_days=7,
+            )
+        )
+        members[tenant_id] = f"z-{uuid.uuid4().hex[:8]}"
+        enrol(world.stores, tenant_id, members[tenant_id], Profile(program_id="week"))
+        fake_clock.moment = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+        world.ledger.accrue(
+            actor, members[tenant_id], order_id="o1", amount=AMOUNT, currency_code="RUB", occurred_at=None
+        )
+    assert dict(world.stores.config.all_tenant_settings())[OTHER_TENANT].burn_time_zone == "America/Los_Angeles"
+    audited = world.client.query(
+        TableName=world.tables["LedgerTable"],
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": keys.audit_pk(OTHER_TENANT)}},
+    )["Items"]
+    assert "settings.set" in {item["action"]["S"] for item in audited}
+
+    def hourly_run(at: datetime) -> dict[str, Any]:
+        fake_clock.moment = at
+        messages: list[dict[str, Any]] = []
+        summary = burning.run_tenants(
+            store(world), world.stores.config.all_tenant_settings(), "Europe/Moscow", set(), messages.extend, at
+        )
+        for message in messages:
+            burning.handle_message(world.ledger, json.dumps(message))
+        return summary
+
+    def balances() -> dict[str, int]:
+        return {t: world.stores.ledger.snapshot(t, m).account.balance for t, m in members.items()}
+
+    # 22:30 on 30 November in Vladivostok, 04:30 in Los Angeles: the first run starts both checkpoints.
+    first = hourly_run(datetime(2026, 11, 30, 12, 30, tzinfo=UTC))
+    assert first["tenants"] == {world.actor.tenant_id: ["2026-11-30"], OTHER_TENANT: ["2026-11-30"]}
+    assert hourly_run(datetime(2026, 11, 30, 13, 30, tzinfo=UTC))["tenants"] == {}  # 23:30 there: not yet
+    assert balances() == {world.actor.tenant_id: 30, OTHER_TENANT: 30}
+    at_0030 = hourly_run(datetime(2026, 11, 30, 14, 30, tzinfo=UTC))  # 00:30 on 1 December in Vladivostok
+    assert at_0030["tenants"] == {world.actor.tenant_id: ["2026-12-01"]} and at_0030["burn"] == 1
+    assert balances() == {world.actor.tenant_id: 0, OTHER_TENANT: 30}
+    for hour in range(15, 32):  # until 07:30 UTC on 1 December (23:30 in Los Angeles): nothing more
+        assert hourly_run(datetime(2026, 11, 30, 0, 30, tzinfo=UTC) + timedelta(hours=hour))["tenants"] == {}
+    at_la = hourly_run(datetime(2026, 12, 1, 8, 30, tzinfo=UTC))  # 00:30 on 1 December in Los Angeles
+    assert at_la["tenants"] == {OTHER_TENANT: ["2026-12-01"]} and at_la["burn"] == 1
+    assert balances() == {world.actor.tenant_id: 0, OTHER_TENANT: 0}
+    assert store(world).checkpoints() == {world.actor.tenant_id: "2026-12-01", OTHER_TENANT: "2026-12-01"}
+    for tenant_id, member_id in members.items():
+        check_invariant(world.stores.ledger, tenant_id, member_id)

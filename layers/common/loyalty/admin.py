@@ -1,4 +1,5 @@
-"""Operator actions: create a tenant, its program and an API key; seed the local demo.
+"""Operator actions: create a tenant, its program and an API key; set when its nightly burn runs;
+upgrade a stack's data (``backfill-burn-index``); seed the local demo.
 
 Run against a deployed stack with ``python -m loyalty.admin --stack <stack name> ...`` (AWS
 credentials for its account and region); every key change is written to the tenant's audit log
@@ -12,11 +13,13 @@ import json
 import sys
 from typing import Any
 
+from pydantic import ValidationError
+
 from loyalty import auth
-from loyalty.errors import DomainError
-from loyalty.models import Actor, Program, Role, Tier
+from loyalty.errors import DomainError, InvalidRequest
+from loyalty.models import Actor, Program, Role, TenantSettings, Tier
 from loyalty.store.config import ConfigStore
-from loyalty.tenancy import ApiKeys, key_view
+from loyalty.tenancy import ApiKeys, TenantSettingsAdmin, key_view
 
 DEMO_TENANT = "demo"
 DEMO_PROGRAM = "demo"
@@ -89,6 +92,25 @@ def seed_demo(*, dynamodb: Any, config_table: str, ledger_table: str, api_key: s
     return {"tenants": tenants}
 
 
+def backfill_burn_index(config_table: str, ledger_table: str, segments: int, *, dry_run: bool) -> dict[str, int]:
+    """The upgrade of a stack whose data predates the nightly burn's per-tenant index: every
+    tenant in the registry (``ConfigStore.register_tenants``), then every lot and burn marker
+    re-keyed in ``segments`` parallel Scan segments (``BurnStore.reindex``). Safe to rerun, and
+    safe while the stack serves: a lot spent meanwhile is left alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from loyalty.store.burn import BurnStore
+
+    if not 1 <= segments <= 64:
+        raise InvalidRequest("--segments must be between 1 and 64.")
+    tenants = 0 if dry_run else ConfigStore(config_table).register_tenants()
+    store = BurnStore(ledger_table)
+    with ThreadPoolExecutor(max_workers=segments) as pool:
+        parts = list(pool.map(lambda s: store.reindex(s, segments, dry_run=dry_run), range(segments)))
+    totals = {name: sum(part[name] for part in parts) for name in ("checked", "fixed", "gone")}
+    return {"tenants": tenants, **totals, "dry_run": dry_run}
+
+
 def _tables(args: argparse.Namespace) -> tuple[str, str]:
     """The config and ledger table names: given, or read from the stack's outputs."""
     if args.config_table and args.ledger_table:
@@ -122,9 +144,30 @@ def main(argv: list[str] | None = None) -> None:
         command = commands.add_parser(verb, help=text or "stop a key from working")
         command.add_argument("tenant_id")
         command.add_argument("key_id", help="the key's public id (key_...), as list-keys shows it")
+    backfill = commands.add_parser(
+        "backfill-burn-index",
+        help="upgrade: register every tenant for the nightly burn, give every lot and burn marker its due-index keys",
+    )
+    backfill.add_argument("--segments", type=int, default=4, help="parallel Scan segments (1-64)")
+    backfill.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
+    settings_command = commands.add_parser("set-burn-time", help="when the tenant's nightly burn runs")
+    settings_command.add_argument("tenant_id")
+    settings_command.add_argument("--zone", help="IANA time zone; leave out for the stack's default (BurnTimeZone)")
+    settings_command.add_argument("--time", default="00:30", help="local HH:MM, 00:00-05:59 (default 00:30)")
     args = parser.parse_args(argv)
 
     config_table, ledger_table = _tables(args)
+    if args.command == "backfill-burn-index":
+        print(json.dumps(backfill_burn_index(config_table, ledger_table, args.segments, dry_run=args.dry_run)))
+        return
+    if args.command == "set-burn-time":
+        try:
+            wanted = TenantSettings(burn_time_zone=args.zone, burn_time=args.time)
+        except ValidationError as error:
+            raise InvalidRequest("; ".join(f"{e['loc'][0]} {e['msg']}" for e in error.errors())) from error
+        done = TenantSettingsAdmin(ConfigStore(config_table), ledger_table).set(operator(args.tenant_id), wanted)
+        print(json.dumps({"tenant_id": args.tenant_id, **done.model_dump()}))
+        return
     store = ConfigStore(config_table)
     keys = ApiKeys(store, ledger_table)
     if args.command == "create-tenant":

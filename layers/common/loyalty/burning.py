@@ -3,10 +3,12 @@ about to burn, and the reminders before.
 
 How it fits together (docs/DECISIONS.md, "Burning"):
 
-- Every open lot is in the sparse index gsi1 under ``BURN#<burn date>#<shard>``; so is the
-  member's ``IDX#BURN`` marker (``loyalty.store.burn``). The scheduler (:func:`run_nights`) reads
-  the 16 shards of each night from the last finished one (its checkpoint) up to today, in order,
-  and sends one SQS message per member; the worker calls :func:`burn` (``Ledger.burn``).
+- Every open lot is in the sparse index gsi1 under ``BURN#<tenant>#<burn date>#<shard>``; so is
+  the member's ``IDX#BURN`` marker (``loyalty.store.burn``). The scheduler runs hourly
+  (:func:`run_tenants`): for each tenant whose night has begun in its own time zone (its
+  settings), it reads the 16 shards of each night from the tenant's last finished one (its
+  checkpoint) up to tonight, in order (:func:`run_nights`), and sends one SQS message per member;
+  the worker calls :func:`burn` (``Ledger.burn``).
 - fixed_lifetime: a lot burns on its own date. inactivity: the marker's ``due`` (moved by every
   activity, in the activity's own transaction: :func:`touch`) is the day every point burns; lots
   keep their own (latest possible) dates, which only count while no activity was recorded.
@@ -22,12 +24,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from loyalty import clock, rules
 from loyalty.errors import NotFound
-from loyalty.models import ActivityEvent, BurnPolicy, Program
+from loyalty.models import ActivityEvent, BurnPolicy, Program, TenantSettings
 from loyalty.store import burn as burn_store
 from loyalty.store import keys
 from loyalty.store.ledger import MAX_TRANSACTION_ITEMS, UnitOfWork
@@ -230,10 +233,10 @@ def nights_to_run(checkpoint: str | None, today: date) -> list[date]:
     return nights
 
 
-def due_members(store: burn_store.BurnStore, day: date) -> Iterator[tuple[str, str]]:
-    """Every member with a lot or a marker under ``day``: the 16 shards of gsi1, one Query each."""
+def due_members(store: burn_store.BurnStore, tenant_id: str, day: date) -> Iterator[str]:
+    """Every member of the tenant with a lot or a marker under ``day``: 16 shards, one Query each."""
     for shard in range(keys.DUE_SHARDS):
-        yield from store.due_members(day.isoformat(), shard)
+        yield from store.due_members(tenant_id, day.isoformat(), shard)
 
 
 def send_all(send_batch: Callable[[list[dict[str, Any]]], None], messages: Iterable[dict[str, Any]]) -> int:
@@ -254,26 +257,28 @@ def send_all(send_batch: Callable[[list[dict[str, Any]]], None], messages: Itera
 
 def run_nights(
     store: burn_store.BurnStore,
+    tenant_id: str,
     reminder_days: Iterable[int],
     send_batch: Callable[[list[dict[str, Any]]], None],
     today: date,
     *,
+    checkpoint: str | None = None,
     finished_at: Callable[[], str] | None = None,
 ) -> dict[str, Any]:
-    """The scheduler: for each night to run, in order, a ``burn`` message per member with points
-    due by that night, and a ``remind`` message per member with points due ``d`` days later for
-    each offset ``d`` any program uses; then the checkpoint moves to that night. A crash before
-    the checkpoint moves makes the next run send that night again (the worker's guards make the
-    second delivery a no-op)."""
+    """One tenant's nights: for each night from the one after ``checkpoint`` (the tenant's last
+    finished night) up to ``today``, in order, a ``burn`` message per member with points due by
+    that night, and a ``remind`` message per member with points due ``d`` days later for each
+    offset ``d`` any program uses; then the tenant's checkpoint moves to that night. A crash
+    before the checkpoint moves makes the next run send that night again (the worker's guards
+    make the second delivery a no-op)."""
     offsets = sorted(set(reminder_days))
-    nights = nights_to_run(store.checkpoint(), today)
     summary: dict[str, Any] = {"nights": [], "burn": 0, "remind": 0}
-    for night in nights:
+    for night in nights_to_run(checkpoint, today):
         burns = send_all(
             send_batch,
             (
-                {"kind": "burn", "tenant_id": t, "member_id": m, "night": night.isoformat()}
-                for t, m in due_members(store, night)
+                {"kind": "burn", "tenant_id": tenant_id, "member_id": m, "night": night.isoformat()}
+                for m in due_members(store, tenant_id, night)
             ),
         )
         reminders = 0
@@ -284,18 +289,57 @@ def run_nights(
                 (
                     {
                         "kind": "remind",
-                        "tenant_id": t,
+                        "tenant_id": tenant_id,
                         "member_id": m,
                         "burn_date": burn_day.isoformat(),
                         "days_before": days,
                     }
-                    for t, m in due_members(store, burn_day)
+                    for m in due_members(store, tenant_id, burn_day)
                 ),
             )
-        store.set_checkpoint(night.isoformat(), finished_at() if finished_at else clock.isoformat(clock.now()))
+        done_at = finished_at() if finished_at else clock.isoformat(clock.now())
+        store.set_checkpoint(tenant_id, night.isoformat(), done_at)
         summary["nights"].append(night.isoformat())
         summary["burn"] += burns
         summary["remind"] += reminders
+    return summary
+
+
+def night_begun(now: datetime, time_zone: tzinfo, burn_time: time) -> date:
+    """The latest night whose burn has begun at ``now`` for a tenant whose nights are dates in
+    ``time_zone`` and burn from ``burn_time`` local time on: the local date, or the day before
+    while the local wall clock is still before ``burn_time``. Across a daylight-saving change the
+    wall clock decides (a burn time skipped in spring begins at the first instant after it; one
+    repeated in autumn at its first occurrence, and the checkpoint makes the second one a no-op)."""
+    local = now.astimezone(time_zone)
+    return local.date() if local.time().replace(tzinfo=None) >= burn_time else local.date() - timedelta(days=1)
+
+
+def run_tenants(
+    store: burn_store.BurnStore,
+    tenants: Iterable[tuple[str, TenantSettings]],
+    default_zone: str,
+    reminder_days: Iterable[int],
+    send_batch: Callable[[list[dict[str, Any]]], None],
+    now: datetime,
+) -> dict[str, Any]:
+    """The scheduler's run (hourly): every tenant whose next night has begun in its own time zone
+    (its settings; ``default_zone`` for a tenant that names none) runs its nights, missed ones
+    first. A tenant whose night has not begun costs nothing but its line in the registry; the
+    checkpoints of all tenants are one Query."""
+    checkpoints = store.checkpoints()
+    offsets = sorted(set(reminder_days))
+    summary: dict[str, Any] = {"tenants": {}, "burn": 0, "remind": 0}
+    for tenant_id, tenant_settings in tenants:
+        zone = ZoneInfo(tenant_settings.burn_time_zone or default_zone)
+        today = night_begun(now, zone, tenant_settings.local_burn_time())
+        checkpoint = checkpoints.get(tenant_id)
+        if checkpoint is not None and checkpoint >= today.isoformat():
+            continue  # tonight is done, or has not begun there yet
+        ran = run_nights(store, tenant_id, offsets, send_batch, today, checkpoint=checkpoint)
+        summary["tenants"][tenant_id] = ran["nights"]
+        summary["burn"] += ran["burn"]
+        summary["remind"] += ran["remind"]
     return summary
 
 
@@ -313,8 +357,3 @@ def handle_message(ledger: Ledger, body: str) -> dict[str, Any] | None:
             int(message["days_before"]),
         )
     raise ValueError(f"unknown message kind {message['kind']!r}")
-
-
-def local_night(now: datetime, time_zone: Any) -> date:
-    """The night a run belongs to: the local calendar date in the burn's time zone."""
-    return now.astimezone(time_zone).date()

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import date, datetime, time
 from enum import StrEnum
 from itertools import pairwise
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 BASIS_POINTS = 10_000  # 100 % in basis points; percents are stored as integers of 0.01 %
+
+
+# A night's burn begins after local midnight and before the shop opens: 00:00-05:59.
+BURN_TIME = re.compile(r"0[0-5]:[0-5][0-9]")
+
+
+def iana_zone(value: str) -> str:
+    """``value`` if it names an IANA time zone; a ValueError a field validator reports otherwise."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError("must be an IANA time zone such as Europe/Kyiv") from error
+    return value
 
 
 class Frozen(BaseModel):
@@ -186,6 +201,30 @@ class Member(Frozen):
     enrolled_by: dict[str, str] | None = None  # the API key (id and role) that enrolled the member
     referral_code: str = ""  # the member's own code, to share
     referred_by: str | None = None  # the referrer's member id, fixed at enrolment
+
+
+class TenantSettings(Frozen):
+    """A tenant's own settings. The nightly burn: a night is a calendar date in ``burn_time_zone``
+    (None: the stack's default, the ``BurnTimeZone`` parameter), and that night's burn begins at
+    ``burn_time`` local time (``HH:MM``), after midnight, daylight-saving changes included."""
+
+    burn_time_zone: str | None = None
+    burn_time: str = "00:30"
+
+    @field_validator("burn_time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else iana_zone(value)
+
+    @field_validator("burn_time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        if not BURN_TIME.fullmatch(value):
+            raise ValueError("must be a local time HH:MM between 00:00 and 05:59 (the night's burn, after midnight)")
+        return value
+
+    def local_burn_time(self) -> time:
+        return time.fromisoformat(self.burn_time)
 
 
 class Role(StrEnum):

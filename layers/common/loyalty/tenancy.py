@@ -12,7 +12,7 @@ from typing import Any
 from loyalty import auth, clock
 from loyalty.access import AccessPolicy, Permission
 from loyalty.errors import Conflict, InvalidRequest, NotFound
-from loyalty.models import Actor, ApiKey, Role
+from loyalty.models import Actor, ApiKey, Role, TenantSettings
 from loyalty.store.audit import put_item, record
 from loyalty.store.config import ConfigStore
 
@@ -113,3 +113,28 @@ class AccessPolicies:
             actor.tenant_id, policy, also=[put_item(self.audit_table, actor.tenant_id, audit)]
         )
         return policy
+
+
+class TenantSettingsAdmin:
+    """The tenant's own settings (today: when its nightly burn runs), audited like every change."""
+
+    def __init__(self, config: ConfigStore, audit_table: str) -> None:
+        self.config = config
+        self.audit_table = audit_table
+
+    def get(self, actor: Actor) -> TenantSettings:
+        found = self.config.tenant_settings(actor.tenant_id)
+        if found is None:
+            raise NotFound("This tenant has no settings yet; `python -m loyalty.admin create-tenant` registers it.")
+        return found
+
+    def set(self, actor: Actor, tenant_settings: TenantSettings) -> TenantSettings:
+        self.get(actor)  # a tenant outside the registry gets the 404 that says how to register it
+        now = clock.now()
+        audit = record(
+            actor, "settings.set", ref=clock.isoformat(now), at=now, details=tenant_settings.model_dump(mode="json")
+        )
+        self.config.put_tenant_settings(
+            actor.tenant_id, tenant_settings, also=[put_item(self.audit_table, actor.tenant_id, audit)]
+        )
+        return tenant_settings

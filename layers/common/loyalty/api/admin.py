@@ -1,4 +1,5 @@
-"""/v1/keys, /v1/access and /v1/audit: the tenant's API keys, its roles, and who did what."""
+"""/v1/keys, /v1/access, /v1/settings and /v1/audit: the tenant's API keys, its roles, its own
+settings, and who did what."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from loyalty import clock
 from loyalty.access import AccessPolicy, Permission
 from loyalty.api.access import policies
 from loyalty.api.body import OBJECT_BODY
-from loyalty.api.deps import access_policies, api_keys, audit_store
+from loyalty.api.deps import access_policies, api_keys, audit_store, tenant_settings
 from loyalty.api.schemas import Request
 from loyalty.errors import InvalidRequest
-from loyalty.models import Role
+from loyalty.models import Role, TenantSettings, iana_zone
 from loyalty.store.audit import AuditRecord, precise
 from loyalty.tenancy import key_view
 from loyalty.web import actor_of, json_response
@@ -64,6 +65,27 @@ class AccessIn(Request):
 class AccessOut(BaseModel):
     roles: dict[Role, list[Permission]]
     manager_adjustment_limit: int
+
+
+class SettingsIn(Request):
+    burn_time_zone: str | None = Field(
+        default=None,
+        max_length=64,
+        examples=["Europe/Kyiv"],
+        description="IANA time zone of the nightly burn: a night is a calendar date there. "
+        "null: the stack's default (the BurnTimeZone parameter).",
+    )
+    burn_time: str = Field(
+        default="00:30",
+        pattern=r"^0[0-5]:[0-5][0-9]$",
+        description="Local time (HH:MM, 00:00-05:59) from which a night's burn runs; the hourly scheduler "
+        "starts it within the hour after.",
+    )
+
+    @field_validator("burn_time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else iana_zone(value)
 
 
 class AuditOut(BaseModel):
@@ -131,6 +153,16 @@ def put_access(body: AccessIn) -> AccessOut:
     policy = access_policies().set(actor, body.roles, body.manager_adjustment_limit)
     policies.forget(actor.tenant_id)
     return _access_out(policy)
+
+
+@router.get("/v1/settings", summary="The tenant's settings: when its nightly burn runs")
+def get_settings() -> TenantSettings:
+    return tenant_settings().get(actor_of(router))
+
+
+@router.put("/v1/settings", summary="Change the tenant's settings (audited)", middlewares=OBJECT_BODY)
+def put_settings(body: SettingsIn) -> TenantSettings:
+    return tenant_settings().set(actor_of(router), TenantSettings(**body.model_dump()))
 
 
 @router.get("/v1/audit", summary="Manual and administrative actions, newest first")

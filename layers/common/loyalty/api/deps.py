@@ -12,7 +12,7 @@ from loyalty.settings import settings
 from loyalty.store.audit import AuditStore
 from loyalty.store.config import ConfigStore
 from loyalty.store.ledger import LedgerStore
-from loyalty.tenancy import AccessPolicies, ApiKeys
+from loyalty.tenancy import AccessPolicies, ApiKeys, TenantSettingsAdmin
 
 
 @cache
@@ -46,6 +46,11 @@ def api_keys() -> ApiKeys:
 @cache
 def access_policies() -> AccessPolicies:
     return AccessPolicies(stores().config, settings().ledger_table)
+
+
+@cache
+def tenant_settings() -> TenantSettingsAdmin:
+    return TenantSettingsAdmin(stores().config, settings().ledger_table)
 
 
 @cache

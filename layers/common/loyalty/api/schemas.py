@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loyalty import clock
-from loyalty.models import Member
+from loyalty.models import Member, iana_zone
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$"
 # Printable ASCII only: no CR/LF (header injection), no look-alike unicode.
@@ -63,11 +62,7 @@ class EnrolRequest(Request):
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError("must be an IANA time zone such as Europe/Kyiv") from error
-        return value
+        return iana_zone(value)
 
     @field_validator("birthday")
     @classmethod

@@ -9,7 +9,7 @@ the checkpoint.
 - ``NOTICE#BURN#<burn date>#<days before>`` in the member's partition: one due notice (reminder)
   per member, burn date and offset, written once (``attribute_not_exists``) with the amount and
   the date; the messaging engine sends them (``status: due``).
-- ``BURN``/``CHECKPOINT``: the last night the scheduler finished.
+- ``BURN``/``CHECKPOINT#<tenant>``: the last night the scheduler finished for the tenant.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ def marker_item(account: Account, due: str, cut: date | None = None, held: int =
     return {
         "pk": pk,
         "sk": keys.BURN_MARKER_SK,
-        "gsi1pk": keys.burn_gsi1pk(due, keys.due_shard(account.tenant_id, account.member_id)),
-        "gsi1sk": pk,
+        **keys.burn_index(account.tenant_id, account.member_id, due),
         "due": due,
         "tenant_id": account.tenant_id,
         "member_id": account.member_id,
@@ -54,14 +53,14 @@ def delete_marker(uow: UnitOfWork, account: Account) -> None:
 
 
 class BurnStore(dynamo.Store):
-    def due_members(self, day: str, shard: int) -> Iterator[tuple[str, str]]:
-        """``(tenant_id, member_id)`` of every member with a lot or a marker under ``day`` in one
+    def due_members(self, tenant_id: str, day: str, shard: int) -> Iterator[str]:
+        """The member id of every member of the tenant with a lot or a marker under ``day`` in one
         shard of gsi1, each once. Eventually consistent and keys only: the worker re-reads."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": "gsi1",
             "KeyConditionExpression": "gsi1pk = :pk",
-            "ExpressionAttributeValues": dynamo.values({":pk": keys.burn_gsi1pk(day, shard)}),
+            "ExpressionAttributeValues": dynamo.values({":pk": keys.burn_gsi1pk(tenant_id, day, shard)}),
             "ReturnConsumedCapacity": "TOTAL",
         }
         seen: set[str] = set()
@@ -72,7 +71,7 @@ class BurnStore(dynamo.Store):
                 pk = raw["gsi1sk"]["S"]
                 if pk not in seen:
                     seen.add(pk)
-                    yield keys.parse_member_pk(pk)
+                    yield keys.parse_member_pk(pk)[1]
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -89,35 +88,93 @@ class BurnStore(dynamo.Store):
         )
         return dynamo.unmarshal(response["Item"]) if "Item" in response else None
 
-    def checkpoint(self) -> str | None:
-        """The last night (ISO date) the scheduler finished, None before the first."""
+    def checkpoints(self) -> dict[str, str]:
+        """The last night (ISO date) the scheduler finished, per tenant: one Query for them all."""
+        items = self.query_all(keys.BURN_CHECKPOINT_PK, keys.burn_checkpoint_sk(""), consistent=True)
+        return {item["tenant_id"]: item["night"] for item in items}
+
+    def checkpoint(self, tenant_id: str) -> str | None:
+        """The last night the scheduler finished for the tenant, None before the first."""
         response = self.client.get_item(
             TableName=self.table,
-            Key=dynamo.marshal({"pk": keys.BURN_CHECKPOINT_PK, "sk": keys.BURN_CHECKPOINT_SK}),
+            Key=dynamo.marshal({"pk": keys.BURN_CHECKPOINT_PK, "sk": keys.burn_checkpoint_sk(tenant_id)}),
             ConsistentRead=True,
         )
         return dynamo.unmarshal(response["Item"])["night"] if "Item" in response else None
 
-    def set_checkpoint(self, night: str, finished_at: str) -> None:
-        """Move the checkpoint forward to ``night`` (never back: a late rerun of an old night
-        leaves it where it is)."""
+    def set_checkpoint(self, tenant_id: str, night: str, finished_at: str) -> None:
+        """Move the tenant's checkpoint forward to ``night`` (never back: a late rerun of an old
+        night leaves it where it is)."""
+        item = {
+            "pk": keys.BURN_CHECKPOINT_PK,
+            "sk": keys.burn_checkpoint_sk(tenant_id),
+            "tenant_id": tenant_id,
+            "night": night,
+            "finished_at": finished_at,
+        }
         try:
             self.client.put_item(
                 TableName=self.table,
-                Item=dynamo.marshal(
-                    {
-                        "pk": keys.BURN_CHECKPOINT_PK,
-                        "sk": keys.BURN_CHECKPOINT_SK,
-                        "night": night,
-                        "finished_at": finished_at,
-                    }
-                ),
+                Item=dynamo.marshal(item),
                 ConditionExpression="attribute_not_exists(night) OR night < :n",
                 ExpressionAttributeValues=dynamo.values({":n": night}),
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
+
+    def reindex(self, segment: int, total_segments: int, *, dry_run: bool = False) -> dict[str, int]:
+        """The backfill of the due index for one segment of a parallel Scan: every lot and burn
+        marker whose gsi1 keys are missing or not what ``keys.burn_index`` says now (written
+        before the index existed, or before it held the tenant) gets them. A one-off upgrade
+        (``python -m loyalty.admin backfill-burn-index``): rerunning it changes nothing more.
+        Answers the counts: ``checked``, ``fixed`` (or to fix, on a dry run), ``gone`` (spent or
+        burned between the read and the write)."""
+        counts = {"checked": 0, "fixed": 0, "gone": 0}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Segment": segment,
+            "TotalSegments": total_segments,
+            "FilterExpression": "begins_with(sk, :lot) OR sk = :marker",
+            "ExpressionAttributeValues": dynamo.values({":lot": "L#", ":marker": keys.BURN_MARKER_SK}),
+            "ProjectionExpression": "pk, sk, #due, gsi1pk, gsi1sk",
+            "ExpressionAttributeNames": {"#due": "due"},
+        }
+        while True:
+            page = self.client.scan(**kwargs)
+            for item in map(dynamo.unmarshal, page["Items"]):
+                try:
+                    tenant_id, member_id = keys.parse_member_pk(item["pk"])
+                except ValueError:
+                    continue  # not a member's item (no lot or marker lives elsewhere)
+                day = item["due"] if item["sk"] == keys.BURN_MARKER_SK else item["sk"].removeprefix("L#")
+                wanted = keys.burn_index(tenant_id, member_id, day)
+                counts["checked"] += 1
+                if all(item.get(name) == value for name, value in wanted.items()):
+                    continue
+                counts["fixed"] += 1
+                if not dry_run and not self._set_index(item["pk"], item["sk"], wanted):
+                    counts["fixed"] -= 1
+                    counts["gone"] += 1
+            if "LastEvaluatedKey" not in page:
+                return counts
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _set_index(self, pk: str, sk: str, index: dict[str, str]) -> bool:
+        """Set an existing item's gsi1 keys; False if the item is gone (never creates one)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=dynamo.marshal({"pk": pk, "sk": sk}),
+                UpdateExpression="SET gsi1pk = :pk, gsi1sk = :sk",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=dynamo.values({":pk": index["gsi1pk"], ":sk": index["gsi1sk"]}),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def put_notice(self, tenant_id: str, member_id: str, notice: dict[str, Any]) -> bool:
         """Record a due notice once; False if it was recorded already."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from loyalty import clock, program_versions
 from loyalty.access import AccessPolicy
-from loyalty.models import ApiKey, Program
+from loyalty.models import ApiKey, Program, TenantSettings
 from loyalty.program_versions import ProgramVersion
 from loyalty.store import dynamo, keys
 from loyalty.store.burn import reminder_days_update
@@ -140,6 +140,74 @@ class ConfigStore(dynamo.Store):
             "name": name,
         }
         self.client.put_item(TableName=self.table, Item=dynamo.marshal(item))
+        self._register(tenant_id)
+
+    def _register(self, tenant_id: str) -> None:
+        """The tenant in the registry, with default settings unless it has some."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=dynamo.marshal({"pk": keys.TENANTS_PK, "sk": tenant_id}),
+            UpdateExpression="SET #d = if_not_exists(#d, :d)",
+            ExpressionAttributeNames={"#d": "doc"},
+            ExpressionAttributeValues=dynamo.values({":d": TenantSettings().model_dump_json()}),
+        )
+
+    # The registry of tenants (``TENANTS`` / ``<tenant id>``, one item each) holds each tenant's
+    # settings, so that a job for every tenant (the nightly burn) reads them all with one Query.
+    def tenant_settings(self, tenant_id: str) -> TenantSettings | None:
+        """The tenant's settings; None for a tenant that is not in the registry."""
+        response = self.client.get_item(
+            TableName=self.table, Key=dynamo.marshal({"pk": keys.TENANTS_PK, "sk": tenant_id}), ConsistentRead=True
+        )
+        if "Item" not in response:
+            return None
+        return TenantSettings.model_validate_json(dynamo.unmarshal(response["Item"])["doc"])
+
+    def put_tenant_settings(
+        self, tenant_id: str, tenant_settings: TenantSettings, also: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Replace the settings of a tenant in the registry (it must be there); ``also``: more
+        transaction items, e.g. the audit record."""
+        item = {"pk": keys.TENANTS_PK, "sk": tenant_id, "doc": tenant_settings.model_dump_json()}
+        put = {"TableName": self.table, "Item": dynamo.marshal(item), "ConditionExpression": "attribute_exists(pk)"}
+        self.client.transact_write_items(TransactItems=[{"Put": put}, *also])
+
+    def register_tenants(self) -> int:
+        """Put every tenant item of the table into the registry (those already there keep their
+        settings): the upgrade of a table written before the registry existed. A Scan, for a
+        one-off command only. Answers how many tenants there are."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "sk = :tenant",
+            "ExpressionAttributeValues": dynamo.values({":tenant": keys.TENANT_SK}),
+            "ProjectionExpression": "tenant_id",
+        }
+        tenants = 0
+        while True:
+            page = self.client.scan(**kwargs)
+            for item in map(dynamo.unmarshal, page["Items"]):
+                self._register(item["tenant_id"])
+                tenants += 1
+            if "LastEvaluatedKey" not in page:
+                return tenants
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def all_tenant_settings(self) -> list[tuple[str, TenantSettings]]:
+        """Every tenant of the registry with its settings, in tenant id order."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": dynamo.values({":pk": keys.TENANTS_PK}),
+            "ConsistentRead": True,
+        }
+        found: list[tuple[str, TenantSettings]] = []
+        while True:
+            page = self.client.query(**kwargs)
+            for item in map(dynamo.unmarshal, page["Items"]):
+                found.append((item["sk"], TenantSettings.model_validate_json(item["doc"])))
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def default_program_id(self, tenant_id: str) -> str | None:
         response = self.client.get_item(

@@ -29,6 +29,7 @@ MEMBER_SK = "MEMBER"
 HOLD_SK = "HOLD"
 TENANT_SK = "TENANT"
 ACCESS_SK = "ACCESS"
+TENANTS_PK = "TENANTS"  # the config table's registry of tenants and their settings: sk = tenant id
 
 
 def program_sk(program_id: str) -> str:
@@ -90,19 +91,33 @@ def birthday_gsi1pk(month_day: str, shard: int) -> str:
     return f"BDAY#{month_day}#{shard:02d}"
 
 
-# Burning (loyalty.burning): every open lot is indexed under ``BURN#<burn date>#<shard>`` with the
-# member's pk as gsi1sk, and so is the member's ``IDX#BURN`` marker (the inactivity policy's due
-# date, or the next night for points a hold kept from burning). Due notices (reminders) live in the
-# member's partition; the nightly run's checkpoint in the tenant-free ``BURN`` partition.
+# Burning (loyalty.burning): every open lot is indexed under ``BURN#<tenant>#<burn date>#<shard>``
+# with the member's pk as gsi1sk, and so is the member's ``IDX#BURN`` marker (the inactivity
+# policy's due date, or the next night for points a hold kept from burning). The tenant is in the
+# index key because each tenant's night begins at its own time (its settings): the scheduler reads
+# a tenant's night once it has begun there. Due notices (reminders) live in the member's partition;
+# each tenant's checkpoint (the last night finished) in the ``BURN`` partition.
 BURN_PREFIX = "BURN#"
 BURN_MARKER_SK = "IDX#BURN"
 BURN_CHECKPOINT_PK = "BURN"
-BURN_CHECKPOINT_SK = "CHECKPOINT"
+BURN_CHECKPOINT_SK = "CHECKPOINT"  # the prefix of the tenants' checkpoints
 
 
-def burn_gsi1pk(day: str, shard: int) -> str:
-    """Lots (and markers) of the members of one shard that burn on ``day`` (ISO date)."""
-    return f"{BURN_PREFIX}{day}#{shard:02d}"
+def burn_gsi1pk(tenant_id: str, day: str, shard: int) -> str:
+    """Lots (and markers) of one tenant's members of one shard that burn on ``day`` (ISO date)."""
+    return f"{BURN_PREFIX}{tenant_id}#{day}#{shard:02d}"
+
+
+def burn_index(tenant_id: str, member_id: str, day: str) -> dict[str, str]:
+    """The gsi1 keys of a member's lot or burn marker due on ``day``."""
+    return {
+        "gsi1pk": burn_gsi1pk(tenant_id, day, due_shard(tenant_id, member_id)),
+        "gsi1sk": member_pk(tenant_id, member_id),
+    }
+
+
+def burn_checkpoint_sk(tenant_id: str) -> str:
+    return f"{BURN_CHECKPOINT_SK}#{tenant_id}"
 
 
 def notice_sk(burn_date: str, days_before: int) -> str:

@@ -535,8 +535,7 @@ class UnitOfWork:
             "tenant_id": account.tenant_id,
             "member_id": account.member_id,
             # The sparse due index: the nightly burn finds the lot under its date (loyalty.burning).
-            "gsi1pk": keys.burn_gsi1pk(burn_date, keys.due_shard(account.tenant_id, account.member_id)),
-            "gsi1sk": key["pk"],
+            **keys.burn_index(account.tenant_id, account.member_id, burn_date),
         }
         if lot is None:
             self._put(item)
