@@ -1,7 +1,8 @@
 """The ``/_local`` endpoints: the local stack's own controls, which AWS does not have.
 
-``GET /_local/health``, ``GET|POST /_local/clock`` (time travel), ``POST /_local/drain`` and
-``GET /_local/schedules``. Errors are RFC 9457 problem documents (application/problem+json).
+``GET /_local/health``, ``GET|POST /_local/clock`` (time travel), ``POST /_local/drain``,
+``GET /_local/schedules``, and pages added with ``add_page`` (``GET /_local/reports``). Errors are
+RFC 9457 problem documents (application/problem+json).
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class ControlPlane:
             ("POST", "/_local/drain"): self._drain,
             ("GET", "/_local/schedules"): lambda _request: ok({"schedules": self.scheduler.describe()}),
         }
+
+    def add_page(self, method: str, path: str, handler: Callable[[Request], Response]) -> None:
+        """Serve another ``/_local`` endpoint (e.g. a page that needs the gateway made after this)."""
+        self._routes[(method, path)] = handler
 
     def __call__(self, request: Request) -> Response:
         path = "/" + request.path.strip("/")

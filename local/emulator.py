@@ -20,6 +20,7 @@ from local.clock import LocalClock, format_rfc3339
 from local.control import ControlPlane
 from local.gateway import Gateway
 from local.model import StackModel, build_model, register_functions
+from local.pages import ReportsPage
 from local.pollers import EventSources
 from local.resources import CREATORS, placeholder
 from local.scheduler import Scheduler
@@ -187,6 +188,7 @@ class LocalStack:
         assert self.runtime is not None and self.scheduler is not None
         control = ControlPlane(self.clock, self.scheduler, self.drain, self.options.drain_timeout, self.health)
         gateway = Gateway(self.model, self.runtime, self.clock, control)
+        control.add_page("GET", "/_local/reports", ReportsPage(gateway.handle, lambda: self.tenants))
         self.server = make_server(
             self.options.host, self.options.port, gateway, threaded=True, request_handler=_QuietHandler
         )

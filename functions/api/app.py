@@ -22,9 +22,9 @@ metrics = Metrics()
 def _admin_routers() -> list[Any]:
     """The routes AdminFunction serves, named here only so that /v1/openapi.json describes the
     whole API in one document; imported when the document is first asked for, not at cold start."""
-    from loyalty.api import admin, programs, simulations
+    from loyalty.api import admin, programs, reports, simulations
 
-    return [admin.router, programs.router, simulations.router]
+    return [admin.router, programs.router, simulations.router, reports.router]
 
 
 app = build_resolver(

@@ -265,6 +265,24 @@ def burn_worker_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[st
     return {"burn_messages.json"}
 
 
+def reports_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    # An enrolment, its welcome entry and its lot, delivered twice: applied once, no failure.
+    for _ in range(2):
+        outcome = run("ReportsFunction", "ledger_stream.json")
+        assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
+        assert outcome.result == {"batchItemFailures": []}
+    return {"ledger_stream.json"}
+
+
+def reconcile_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    # The nightly run on the stack's table: it checks the days before the event's time.
+    outcome = run("ReconcileFunction", "scheduled_nightly.json")
+    assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
+    assert (outcome.result["day"], outcome.result["segments"]) == ("2026-11-24", 4)
+    assert outcome.result["items_read"] >= outcome.result["members_checked"]
+    return {"scheduled_nightly.json"}
+
+
 SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str]]] = {
     "BurnSchedulerFunction": burn_scheduler_scenario,
     "BurnWorkerFunction": burn_worker_scenario,
@@ -274,6 +292,8 @@ SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str
     "EventsFunction": events_scenario,
     "TiersFunction": tiers_scenario,
     "BirthdaysFunction": birthdays_scenario,
+    "ReportsFunction": reports_scenario,
+    "ReconcileFunction": reconcile_scenario,
 }
 
 

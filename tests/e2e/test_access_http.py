@@ -123,6 +123,7 @@ def requests_for(victim: dict[str, Any]) -> dict[tuple[str, str], Callable[[], t
         ("GET", "/v1/access"): lambda: ("GET", "/v1/access", None),
         ("PUT", "/v1/access"): lambda: ("PUT", "/v1/access", {"manager_adjustment_limit": 1_000}),
         ("GET", "/v1/audit"): lambda: ("GET", "/v1/audit", None),
+        ("GET", "/v1/reports/summary"): lambda: ("GET", "/v1/reports/summary?granularity=day", None),
         ("GET", "/v1/settings"): lambda: ("GET", "/v1/settings", None),
         ("PUT", "/v1/settings"): lambda: ("PUT", "/v1/settings", {"burn_time": "00:30"}),
         ("POST", "/v1/cards"): lambda: ("POST", "/v1/cards", {"kind": "virtual"}),

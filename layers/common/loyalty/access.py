@@ -32,6 +32,7 @@ class Permission(StrEnum):
     KEYS_ADMIN = "keys:admin"
     ACCESS_ADMIN = "access:admin"
     AUDIT_READ = "audit:read"
+    REPORTS_READ = "reports:read"  # /v1/reports: accrued, redeemed, burned, liability, members
 
 
 _SHOP = {

@@ -42,6 +42,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("GET", "/v1/access"): P.ACCESS_ADMIN,
     ("PUT", "/v1/access"): P.ACCESS_ADMIN,
     ("GET", "/v1/audit"): P.AUDIT_READ,
+    ("GET", "/v1/reports/summary"): P.REPORTS_READ,
     ("GET", "/v1/settings"): P.PROGRAMS_READ,
     ("PUT", "/v1/settings"): P.PROGRAMS_ADMIN,  # when the nightly burn runs
     ("GET", "/v1/programs"): P.PROGRAMS_READ,
