@@ -54,7 +54,7 @@ help:
 	@echo "make build    sam build into $(BUILD_DIR) (needs a python3.12: scripts/find-python.sh)"
 	@echo "make built    run every built function on its sample events (after make build)"
 	@echo "make invoke   run one built function on one event: make invoke FN=$(FN) EVENT=$(EVENT)"
-	@echo "make bench    cold start and sizes, ledger cost, nightly burn cost, API throughput, simulator speed (docs/PERFORMANCE.md)"
+	@echo "make bench    cold start and sizes, ledger cost, nightly burn cost, reports and reconciliation cost, API throughput, simulator speed (docs/PERFORMANCE.md)"
 	@echo "make format   ruff check --fix, then ruff format"
 	@echo "make clean    build outputs and caches; make distclean also removes .venv and .local"
 
@@ -149,6 +149,7 @@ bench: build
 	$(PY) -m bench.coldstart
 	$(PY) -m bench.ledger_cost
 	$(PY) -m bench.burn_cost
+	$(PY) -m bench.reconcile_cost
 	$(PY) -m bench.api_throughput
 	$(PY) -m bench.simulate
 
