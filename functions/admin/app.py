@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty.api import admin, programs, reports, simulations
+from loyalty.api import admin, programs, reports, simulations, templates
 from loyalty.api.access import access_guard
 from loyalty.api.deps import stores
 from loyalty.api.idempotency import idempotency_middleware
@@ -22,7 +22,9 @@ from loyalty.web import build_resolver, handle
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = build_resolver([admin.router, programs.router, simulations.router, reports.router], serve_openapi=False)
+app = build_resolver(
+    [admin.router, programs.router, simulations.router, reports.router, templates.router], serve_openapi=False
+)
 app.use([idempotency_middleware])
 guards = [access_guard(lambda: stores().config)]
 

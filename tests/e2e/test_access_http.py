@@ -181,6 +181,25 @@ def requests_for(victim: dict[str, Any]) -> dict[tuple[str, str], Callable[[], t
             f"/v1/members/{co}/managers/{mg}",
             None,
         ),
+        ("GET", "/v1/members/{member_id}/consents"): lambda: ("GET", f"/v1/members/{m}/consents", None),
+        ("PUT", "/v1/members/{member_id}/consents"): lambda: (
+            "PUT",
+            f"/v1/members/{m}/consents",
+            {"marketing": True, "reason": "access test"},
+        ),
+        # A language of the tenant's own (de): the other tests' templates stay as they are; put, then deleted.
+        ("GET", "/v1/templates/{kind}/{locale}/{channel}"): lambda: ("GET", "/v1/templates/accrual/en/email", None),
+        ("PUT", "/v1/templates/{kind}/{locale}/{channel}"): lambda: (
+            "PUT",
+            "/v1/templates/accrual/de/sms",
+            {"text": "{{ program_name }}: +{{ points }} Punkte."},
+        ),
+        ("DELETE", "/v1/templates/{kind}/{locale}/{channel}"): lambda: ("DELETE", "/v1/templates/accrual/de/sms", None),
+        ("POST", "/v1/templates/{kind}/preview"): lambda: (
+            "POST",
+            "/v1/templates/accrual/preview",
+            {"channel": "sms", "locale": "ru"},
+        ),
         ("POST", "/v1/simulations"): lambda: (
             "POST",
             "/v1/simulations",
@@ -387,7 +406,7 @@ def test_erasure_anonymises_the_member_and_keeps_the_ledger(api: Api, keys) -> N
     assert erased.status_code == 200, erased.text
     view = erased.json()
     assert (view["email"], view["phone"], view["birthday"]) == (None, None, None)
-    assert view["consents"] == {"marketing": False, "bonus_notices": False}
+    assert view["consents"] == {"marketing": False, "bonus_notices": False, "email": False, "sms": False}
     assert view["erased_at"]
     after = api.state(member_id)
     keep = ("balance", "held", "available", "lifetime_earned", "tier", "next_expiry", "enrolled_at")

@@ -39,6 +39,8 @@ LEDGER_AND_MEMBER_PATHS = {
     "/v1/cards/{number}/handover": {"post"},
     "/v1/members/{member_id}/company": {"get", "put"},
     "/v1/members/{member_id}/managers/{manager_id}": {"put", "delete"},
+    "/v1/members/{member_id}/consents": {"get", "put"},
+    "/v1/unsubscribe/{token}": {"get", "post"},
 }
 # Served by the admin function, described in the same document.
 ADMIN_PATHS = {
@@ -51,6 +53,8 @@ ADMIN_PATHS = {
     "/v1/programs/{program_id}": {"get", "put"},
     "/v1/programs/{program_id}/versions": {"get"},
     "/v1/simulations": {"post"},
+    "/v1/templates/{kind}/{locale}/{channel}": {"get", "put", "delete"},
+    "/v1/templates/{kind}/preview": {"post"},
 }
 
 
@@ -95,7 +99,7 @@ def test_enrol_is_idempotent_and_conflicts_on_other_data(api: Api) -> None:
         "locale": "ru-RU",
         "time_zone": "Europe/Moscow",
         "birthday": "1990-05-17",
-        "consents": {"marketing": True, "bonus_notices": False},
+        "consents": {"marketing": True, "bonus_notices": False, "email": True, "sms": True},
         "enrolled_at": created["enrolled_at"],
         "tier": "Silver",
         "balance": WELCOME,  # the demo program's welcome bonus, booked with the enrolment
@@ -139,7 +143,7 @@ def test_read_member_shows_profile_balance_and_tier(api: Api) -> None:
     )
     assert member["tier"] == "Silver" and member["program_id"] == "demo"
     assert member["locale"] == "en" and member["time_zone"] == "UTC"  # the defaults
-    assert member["consents"] == {"marketing": False, "bonus_notices": True}
+    assert member["consents"] == {"marketing": False, "bonus_notices": True, "email": True, "sms": True}
 
     missing = api.get(f"/v1/members/{new_id('nobody')}")
     api.problem(missing, 404, "not-found")
@@ -187,7 +191,7 @@ def test_broken_json_is_400(api: Api) -> None:
         pytest.param({"member_id": "x" * 65}, "member_id", "string_pattern_mismatch", id="member-id-too-long"),
         pytest.param({"member_id": "OK", "nickname": "z"}, "nickname", "extra_forbidden", id="unknown-field"),
         pytest.param(
-            {"member_id": "OK", "consents": {"sms": True}}, "consents.sms", "extra_forbidden", id="unknown-consent"
+            {"member_id": "OK", "consents": {"calls": True}}, "consents.calls", "extra_forbidden", id="unknown-consent"
         ),
         pytest.param(
             {"member_id": "OK", "consents": {"marketing": "yes"}},

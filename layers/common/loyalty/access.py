@@ -29,6 +29,8 @@ class Permission(StrEnum):
     CARDS_ISSUE = "cards:issue"  # issue and link cards
     CARDS_ADMIN = "cards:admin"  # sell, flag as test, block and replace, hand over
     COMPANIES = "companies"  # make a member a company, edit its profile, link and unlink its managers
+    CONSENTS = "consents"  # change what a member agreed to receive (reading them is MEMBERS_READ)
+    TEMPLATES_ADMIN = "templates:admin"  # the tenant's own message templates, and previews
     KEYS_ADMIN = "keys:admin"
     ACCESS_ADMIN = "access:admin"
     AUDIT_READ = "audit:read"
@@ -43,8 +45,15 @@ _SHOP = {
     Permission.REFUNDS,
     Permission.PROGRAMS_READ,
     Permission.COMPANIES,  # the shop's B2B accounts: which customer is a company, who its managers are
+    Permission.CONSENTS,  # the shop's account page: "send me news", "no SMS"
 }
-_MANAGER = {Permission.MEMBERS_READ, Permission.ADJUSTMENTS, Permission.PROGRAMS_READ, Permission.CARDS_ISSUE}
+_MANAGER = {
+    Permission.MEMBERS_READ,
+    Permission.ADJUSTMENTS,
+    Permission.PROGRAMS_READ,
+    Permission.CARDS_ISSUE,
+    Permission.CONSENTS,  # a customer at the desk asks to stop (or start) the messages
+}
 _SENIOR = _MANAGER | {
     Permission.ADJUSTMENTS_UNLIMITED,
     Permission.TRANSFERS,

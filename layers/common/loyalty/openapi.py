@@ -90,6 +90,7 @@ CAN_CONFLICT = {
     ("POST", "/v1/cards/{number}/handover"),
     ("PUT", "/v1/members/{member_id}/company"),
     ("PUT", "/v1/members/{member_id}/managers/{manager_id}"),
+    ("PUT", "/v1/members/{member_id}/consents"),  # an erased member
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -126,7 +127,8 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 def finalize(document: dict[str, Any]) -> dict[str, Any]:
     """A copy of Powertools' ``document`` that says what the API really answers."""
-    from loyalty.api.idempotency import KEY_PATTERN  # here: loyalty.api imports loyalty.web
+    from loyalty.api.access import OPEN_ROUTES  # here: loyalty.api imports loyalty.web
+    from loyalty.api.idempotency import KEY_PATTERN
 
     document = copy.deepcopy(document)
     components = document.setdefault("components", {})
@@ -145,10 +147,13 @@ def finalize(document: dict[str, Any]) -> dict[str, Any]:
         for method, operation in operations.items():
             if method not in METHODS:
                 continue
-            if method == "post":
-                operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/IdempotencyKey"})
             route = (method.upper(), path)
-            statuses = set(EVERY_OPERATION)
+            public = route in OPEN_ROUTES  # no API key: no 401, no Idempotency-Key (no tenant to keep it for)
+            if method == "post" and not public:
+                operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/IdempotencyKey"})
+            statuses = set(EVERY_OPERATION) - ({401} if public else set())
+            if public:
+                operation["security"] = []
             if operation.get("parameters") or "requestBody" in operation:
                 statuses.add(422)
             if "{" in path or route in CAN_BE_NOT_FOUND:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -238,17 +238,27 @@ Guard = Callable[[dict[str, Any]], Response | None]
 
 
 def handle(
-    app: APIGatewayRestResolver, event: dict[str, Any], context: Any, guards: Iterable[Guard] = ()
+    app: APIGatewayRestResolver,
+    event: dict[str, Any],
+    context: Any,
+    guards: Iterable[Guard] = (),
+    *,
+    form_routes: Collection[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """Resolve one API Gateway event. Every answer, error or not, carries ``X-Request-Id``.
 
     ``guards`` run first, in order, on the raw event (e.g. the route's permission); the first
-    that answers ends the request before its body is even parsed.
+    that answers ends the request before its body is even parsed. ``form_routes`` (method,
+    resource) take an HTML form's body (RFC 8058's one-click POST), limited in size only.
     """
     request_id = (event.get("requestContext") or {}).get("requestId") or ""
     refused = next((answer for guard in guards if (answer := guard(event)) is not None), None)
-    if refused is None:
-        refused = body_problem(event.get("body") if not event.get("isBase64Encoded") else None, _content_type(event))
+    body = event.get("body") if not event.get("isBase64Encoded") else None
+    if refused is None and (event.get("httpMethod", ""), event.get("resource", "")) in form_routes:
+        if body and len(body.encode()) > MAX_BODY_BYTES:
+            refused = problem(413, "too-large", "Content Too Large", f"The body may be {MAX_BODY_BYTES} bytes at most.")
+    elif refused is None:
+        refused = body_problem(body, _content_type(event))
     if refused is not None:
         result = {
             "statusCode": refused.status_code,

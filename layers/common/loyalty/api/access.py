@@ -19,7 +19,12 @@ from loyalty.store.config import ConfigStore
 from loyalty.web import actor_from_event, problem
 
 P = Permission
-OPEN_ROUTES = {("GET", "/v1/openapi.json")}
+# Public: the document, and the unsubscribe links in customers' messages (the signed token is the authority).
+OPEN_ROUTES = {
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/unsubscribe/{token}"),
+    ("POST", "/v1/unsubscribe/{token}"),
+}
 ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("POST", "/v1/members"): P.MEMBERS_ENROL,
     ("GET", "/v1/members/{member_id}"): P.MEMBERS_READ,
@@ -63,6 +68,12 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("PUT", "/v1/members/{member_id}/company"): P.COMPANIES,
     ("PUT", "/v1/members/{member_id}/managers/{manager_id}"): P.COMPANIES,
     ("DELETE", "/v1/members/{member_id}/managers/{manager_id}"): P.COMPANIES,
+    ("GET", "/v1/members/{member_id}/consents"): P.MEMBERS_READ,
+    ("PUT", "/v1/members/{member_id}/consents"): P.CONSENTS,
+    ("GET", "/v1/templates/{kind}/{locale}/{channel}"): P.TEMPLATES_ADMIN,
+    ("PUT", "/v1/templates/{kind}/{locale}/{channel}"): P.TEMPLATES_ADMIN,
+    ("DELETE", "/v1/templates/{kind}/{locale}/{channel}"): P.TEMPLATES_ADMIN,
+    ("POST", "/v1/templates/{kind}/preview"): P.TEMPLATES_ADMIN,
 }
 POLICY_TTL_SECONDS = 60.0
 

@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from pydantic import BaseModel
 
+from loyalty.api.access import OPEN_ROUTES
 from loyalty.errors import DomainError
 from loyalty.settings import settings
 from loyalty.store import dynamo
@@ -33,8 +34,9 @@ def _header(app: APIGatewayRestResolver) -> str | None:
 
 def idempotency_middleware(app: APIGatewayRestResolver, next_middleware: Any) -> Response:
     key = _header(app)
-    if app.current_event.http_method != "POST" or key is None:
-        return next_middleware(app)
+    event = app.current_event
+    if event.http_method != "POST" or key is None or (event.http_method, event.resource) in OPEN_ROUTES:
+        return next_middleware(app)  # a public route has no tenant to keep answers for (and needs none)
     if not KEY_PATTERN.match(key):
         return problem(
             400,

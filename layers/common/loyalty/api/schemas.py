@@ -32,6 +32,8 @@ class Request(BaseModel):
 class ConsentsIn(Request):
     marketing: bool = Field(default=False, description="Advertising and newsletters.")
     bonus_notices: bool = Field(default=True, description="Useful notices about the member's bonuses.")
+    email: bool = Field(default=True, description="Messages (of the categories above) by e-mail.")
+    sms: bool = Field(default=True, description="Messages (of the categories above) by SMS.")
 
 
 class EnrolRequest(Request):
@@ -90,6 +92,8 @@ class TierProgressOut(BaseModel):
 class ConsentsOut(BaseModel):
     marketing: bool
     bonus_notices: bool
+    email: bool = True
+    sms: bool = True
 
 
 class MemberOut(BaseModel):

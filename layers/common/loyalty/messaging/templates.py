@@ -60,6 +60,11 @@ class Rendered:
     segments: int | None  # sms only
 
 
+# What rendering may raise on data of the wrong shape (a filter given text for a number, a
+# comparison of text with a number) besides Jinja's own errors: all of it is the data's fault.
+RENDER_ERRORS = (TemplateError, ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
+
+
 class RenderError(ValueError):
     """A template could not be rendered with the data given (a missing variable, a refused access)."""
 
@@ -220,7 +225,7 @@ def render(
     try:
         layout = _layout_locale(candidate)
         out = {part: _render_part(part, source, context, layout) for part, source in parts.items()}
-    except TemplateError as error:
+    except RENDER_ERRORS as error:
         raise RenderError(f"{kind}/{channel}/{candidate}: {error}") from error
     if channel == "sms":
         text = out["text"].strip()
@@ -279,7 +284,7 @@ def check(kind: str, channel: Channel, locale: str, parts: Mapping[str, str | No
             continue
         try:
             _render_part(part, source, _context(kind, locale, kind_spec.sample), _layout_locale(locale))
-        except TemplateError as error:  # SecurityError and UndefinedError are TemplateErrors
+        except RENDER_ERRORS as error:  # SecurityError and UndefinedError are TemplateErrors
             line = getattr(error, "lineno", None)
             where = f"line {line}: " if line else ""
             errors.append({"field": part, "message": f"{where}{str(error).rstrip('.')}", "type": "render"})
@@ -291,3 +296,152 @@ def check(kind: str, channel: Channel, locale: str, parts: Mapping[str, str | No
 def _layout_locale(locale: str) -> str:
     """The locale whose layout an override in ``locale`` extends (its base language, else English)."""
     return next(c for c in locale_chain(locale) if (TEMPLATE_DIR / c / "_layout.html").is_file())
+
+
+# ------------------------------------------------------------------ a tenant's overrides, administered
+
+Source = Literal["tenant", "repository"]
+
+
+@dataclass(frozen=True)
+class StoredTemplate:
+    """The template in force for exactly (kind, channel, locale): the tenant's or the repository's."""
+
+    kind: str
+    channel: Channel
+    locale: str
+    source: Source
+    parts: Mapping[str, str]
+    updated_at: str | None = None
+    updated_by: Mapping[str, str] | None = None
+
+
+def _known(kind: str, channel: str) -> None:
+    from loyalty.errors import NotFound
+
+    try:
+        spec(kind)
+    except KeyError as error:
+        raise NotFound(f"No message kind {kind!r}. Known: {', '.join(sorted(_kinds()))}.", kind=kind) from error
+    if channel not in PARTS:  # pragma: no cover - the API's path pattern allows email and sms only
+        raise NotFound(f"No channel {channel!r}; use email or sms.")
+
+
+def _kinds() -> Iterable[str]:
+    from loyalty.messaging.kinds import KINDS
+
+    return KINDS
+
+
+def stored(store: Any, tenant_id: str, kind: str, channel: Channel, locale: str) -> StoredTemplate:
+    """The tenant's override for (kind, channel, locale), else the repository's file; NotFound if
+    neither exists (a locale with no file and no override)."""
+    from loyalty.errors import NotFound
+    from loyalty.store import dynamo
+
+    _known(kind, channel)
+    override = dynamo.with_retries(lambda: store.get(tenant_id, kind, channel, locale))
+    if override is not None:
+        parts = {part: getattr(override, part) for part in PARTS[channel]}
+        return StoredTemplate(kind, channel, locale, "tenant", parts, override.updated_at, override.updated_by)
+    files = file_parts(kind, channel, locale)
+    if files is None:
+        raise NotFound(
+            f"No {channel} template for {kind!r} in {locale!r}: neither this tenant's nor the repository's "
+            f"(it has {', '.join(sorted(p.name for p in TEMPLATE_DIR.iterdir() if p.is_dir()))}). "
+            "PUT one to add it.",
+            kind=kind,
+        )
+    return StoredTemplate(kind, channel, locale, "repository", files)
+
+
+def save(
+    store: Any,
+    actor: Any,
+    kind: str,
+    channel: Channel,
+    locale: str,
+    parts: Mapping[str, str | None],
+    *,
+    audit_table: str,
+) -> StoredTemplate:
+    """Check and store the tenant's override, audited in the same transaction; it applies to the
+    next render (at once in this process, within ``OVERRIDES_TTL_SECONDS`` elsewhere)."""
+    from loyalty import clock
+    from loyalty.store import dynamo
+    from loyalty.store.audit import put_item, record
+    from loyalty.store.templates import TemplateOverride
+
+    _known(kind, channel)
+    check(kind, channel, locale, parts)
+    now = clock.now()
+    override = TemplateOverride(
+        tenant_id=actor.tenant_id,
+        kind=kind,
+        channel=channel,
+        locale=locale,
+        subject=parts.get("subject") if channel == "email" else None,
+        html=parts.get("html") if channel == "email" else None,
+        text=str(parts["text"]),
+        updated_at=clock.isoformat(now),
+        updated_by={"key_id": actor.key_id, "role": actor.role.value},
+    )
+    ref = f"{kind}/{channel}/{locale}/{override.updated_at}"
+    audit = record(actor, "template.put", ref=ref, at=now, target=f"{kind}/{channel}/{locale}")
+    dynamo.with_retries(lambda: store.put(override, also=[put_item(audit_table, actor.tenant_id, audit)]))
+    overrides.forget(actor.tenant_id, kind)
+    return stored(store, actor.tenant_id, kind, channel, locale)
+
+
+def delete(store: Any, actor: Any, kind: str, channel: Channel, locale: str, *, audit_table: str) -> StoredTemplate:
+    """Delete the tenant's override (NotFound if there is none); answers what is in force after
+    it: the repository's file of that locale, or of the first one of its fallback chain."""
+    from botocore.exceptions import ClientError
+
+    from loyalty import clock
+    from loyalty.errors import NotFound
+    from loyalty.store import dynamo
+    from loyalty.store.audit import put_item, record
+
+    _known(kind, channel)
+    now = clock.now()
+    ref = f"{kind}/{channel}/{locale}/{clock.isoformat(now)}"
+    audit = record(actor, "template.delete", ref=ref, at=now, target=f"{kind}/{channel}/{locale}")
+    try:
+        dynamo.with_retries(
+            lambda: store.delete(
+                actor.tenant_id, kind, channel, locale, also=[put_item(audit_table, actor.tenant_id, audit)]
+            )
+        )
+    except ClientError as error:
+        if "ConditionalCheckFailed" not in dynamo.cancellation_codes(error):
+            raise
+        raise NotFound(f"This tenant has no own {channel} template for {kind!r} in {locale!r}.", kind=kind) from error
+    overrides.forget(actor.tenant_id, kind)
+    used = next(c for c in locale_chain(locale) if file_parts(kind, channel, c) is not None)
+    return StoredTemplate(kind, channel, used, "repository", file_parts(kind, channel, used) or {})
+
+
+def preview(
+    kind: str,
+    channel: Channel,
+    locale: str | None,
+    data: Mapping[str, Any] | None,
+    *,
+    tenant_id: str,
+    default_locale: str = "en",
+) -> Rendered:
+    """Render as a customer would get it: with the kind's sample data, the given ``data`` on top;
+    the tenant's override if any. A template that cannot render this data is a 422."""
+    _known(kind, channel)
+    try:
+        return render(
+            kind,
+            channel,
+            locale,
+            {**spec(kind).sample, **(data or {})},
+            tenant_id=tenant_id,
+            default_locale=default_locale,
+        )
+    except RenderError as error:
+        raise InvalidRequest(f"The template cannot render this data: {error}.", field="data") from error

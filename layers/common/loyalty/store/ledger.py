@@ -180,7 +180,11 @@ def birthday_marker(tenant_id: str, member_id: str, birthday: date) -> dict[str,
     }
 
 
-ERASED_PROFILE = {"locale": "en", "time_zone": "UTC", "consents": {"marketing": False, "bonus_notices": False}}
+ERASED_PROFILE = {
+    "locale": "en",
+    "time_zone": "UTC",
+    "consents": {"marketing": False, "bonus_notices": False, "email": False, "sms": False},
+}
 
 
 def _account_from_item(item: dict[str, Any]) -> Account:
