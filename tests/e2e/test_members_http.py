@@ -49,6 +49,8 @@ ADMIN_PATHS = {
     "/v1/keys/{key_id}": {"delete"},
     "/v1/access": {"get", "put"},
     "/v1/audit": {"get"},
+    "/v1/settings": {"get", "put"},
+    "/v1/reports/summary": {"get"},
     "/v1/programs": {"get"},
     "/v1/programs/{program_id}": {"get", "put"},
     "/v1/programs/{program_id}/versions": {"get"},
