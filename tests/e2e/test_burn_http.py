@@ -190,7 +190,13 @@ def test_a_year_of_nightly_burns_under_both_policies(berlin: tuple[dict[str, Any
 
 def test_the_tenant_settings_say_what_to_fix(berlin: tuple[dict[str, Any], Api, Api]) -> None:
     _, admin, api = berlin
-    assert admin.get("/v1/settings").json() == {"burn_time_zone": "Europe/Berlin", "burn_time": "00:30"}
+    assert admin.get("/v1/settings").json() == {
+        "burn_time_zone": "Europe/Berlin",
+        "burn_time": "00:30",
+        "chain_interval_days": 25,
+        "digest_interval_days": 14,
+        "birthday_coupon_days": 14,
+    }
     for body, field in (
         ({"burn_time_zone": "Mars/Olympus"}, "burn_time_zone"),
         ({"burn_time": "23:30"}, "burn_time"),

@@ -157,6 +157,9 @@ def test_the_burn_time_of_a_tenant_through_the_cli(cli) -> None:
         "tenant_id": "shop",
         "burn_time_zone": "Asia/Almaty",
         "burn_time": "01:15",
+        "chain_interval_days": 25,
+        "digest_interval_days": 14,
+        "birthday_coupon_days": 14,
     }
     stored = ConfigStore(cli.tables["ConfigTable"], cli.client).tenant_settings("shop")
     assert stored is not None and (stored.burn_time_zone, stored.burn_time) == ("Asia/Almaty", "01:15")

@@ -1,5 +1,5 @@
 """Operator actions: create a tenant, its program and an API key; set when its nightly burn runs;
-upgrade a stack's data (``backfill-burn-index``); seed the local demo.
+upgrade a stack's data (``backfill-burn-index``, ``backfill-touches``); seed the local demo.
 
 Run against a deployed stack with ``python -m loyalty.admin --stack <stack name> ...`` (AWS
 credentials for its account and region); every key change is written to the tenant's audit log
@@ -111,6 +111,31 @@ def backfill_burn_index(config_table: str, ledger_table: str, segments: int, *, 
     return {"tenants": tenants, **totals, "dry_run": dry_run}
 
 
+def backfill_touches(config_table: str, ledger_table: str, segments: int, *, dry_run: bool) -> dict[str, Any]:
+    """The upgrade of a stack whose members predate the touches job: every member without an
+    ``IDX#TOUCH`` marker gets one at the first step of its welcome chain (or digest) that begins
+    after now, so nothing is sent for the past. ``segments`` parallel Scan segments; safe to rerun,
+    and safe while the stack serves (a member enrolled meanwhile has its marker already)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from loyalty import clock, touches
+    from loyalty.members import Stores
+    from loyalty.store.ledger import LedgerStore
+    from loyalty.store.touches import TouchStore
+
+    if not 1 <= segments <= 64:
+        raise InvalidRequest("--segments must be between 1 and 64.")
+    store = TouchStore(ledger_table)
+    stores = Stores(ledger=LedgerStore(ledger_table), config=ConfigStore(config_table))
+    at = clock.now()
+    with ThreadPoolExecutor(max_workers=segments) as pool:
+        parts = list(
+            pool.map(lambda s: touches.backfill(store, stores, s, segments, at=at, dry_run=dry_run), range(segments))
+        )
+    totals = {name: sum(part[name] for part in parts) for name in ("checked", "added", "erased")}
+    return {**totals, "dry_run": dry_run}
+
+
 def _tables(args: argparse.Namespace) -> tuple[str, str]:
     """The config and ledger table names: given, or read from the stack's outputs."""
     if args.config_table and args.ledger_table:
@@ -150,6 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     backfill.add_argument("--segments", type=int, default=4, help="parallel Scan segments (1-64)")
     backfill.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
+    touches_command = commands.add_parser(
+        "backfill-touches",
+        help="upgrade: give every member enrolled before the touches job its marker (at its next step)",
+    )
+    touches_command.add_argument("--segments", type=int, default=4, help="parallel Scan segments (1-64)")
+    touches_command.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
     settings_command = commands.add_parser("set-burn-time", help="when the tenant's nightly burn runs")
     settings_command.add_argument("tenant_id")
     settings_command.add_argument("--zone", help="IANA time zone; leave out for the stack's default (BurnTimeZone)")
@@ -160,9 +191,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "backfill-burn-index":
         print(json.dumps(backfill_burn_index(config_table, ledger_table, args.segments, dry_run=args.dry_run)))
         return
+    if args.command == "backfill-touches":
+        print(json.dumps(backfill_touches(config_table, ledger_table, args.segments, dry_run=args.dry_run)))
+        return
     if args.command == "set-burn-time":
         try:
-            wanted = TenantSettings(burn_time_zone=args.zone, burn_time=args.time)
+            current = ConfigStore(config_table).tenant_settings(args.tenant_id) or TenantSettings()
+            wanted = TenantSettings(  # the tenant's other settings (touches) stay as they are
+                **{**current.model_dump(), "burn_time_zone": args.zone, "burn_time": args.time}
+            )
         except ValidationError as error:
             raise InvalidRequest("; ".join(f"{e['loc'][0]} {e['msg']}" for e in error.errors())) from error
         done = TenantSettingsAdmin(ConfigStore(config_table), ledger_table).set(operator(args.tenant_id), wanted)

@@ -210,6 +210,11 @@ class TenantSettings(Frozen):
 
     burn_time_zone: str | None = None
     burn_time: str = "00:30"
+    # Messaging (loyalty.touches): the welcome chain's period after day 14, the digest's period
+    # after day 90, and how long a birthday coupon stays valid.
+    chain_interval_days: int = Field(default=25, ge=20, le=30)
+    digest_interval_days: int = Field(default=14, ge=7, le=30)
+    birthday_coupon_days: int = Field(default=14, ge=1, le=366)
 
     @field_validator("burn_time_zone")
     @classmethod

@@ -81,6 +81,15 @@ class SettingsIn(Request):
         description="Local time (HH:MM, 00:00-05:59) from which a night's burn runs; the hourly scheduler "
         "starts it within the hour after.",
     )
+    chain_interval_days: int = Field(
+        default=25, ge=20, le=30, description="After day 14 of the welcome chain: a message every this many days."
+    )
+    digest_interval_days: int = Field(
+        default=14, ge=7, le=30, description="After day 90: the balance statement (digest) every this many days."
+    )
+    birthday_coupon_days: int = Field(
+        default=14, ge=1, le=366, description="How many days a birthday greeting's single-use coupon stays valid."
+    )
 
     @field_validator("burn_time_zone")
     @classmethod

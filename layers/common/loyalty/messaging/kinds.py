@@ -63,17 +63,19 @@ _BONUS: list[KindSpec] = [
     _kind("tier_reached", "bonus_notices", tier="Gold"),
     _kind("burn_reminder", "bonus_notices", points=200, burn_date="2026-03-01", days_before=30),
     _kind("burned", "bonus_notices", points=200, burn_date="2026-03-01"),
+]
+# The welcome chain and the digest are marketing: opting out of marketing stops both (the issue's
+# rule), and bonus notices go on.
+_MARKETING: list[KindSpec] = [
     _kind(
         "digest",
-        "bonus_notices",
+        "marketing",
         next_expiry={"date": "2026-03-01", "points": 200},
         entries=[
             {"date": "2026-01-12", "type": "accrual", "points": 80},
             {"date": "2026-01-20", "type": "redemption", "points": -300},
         ],
     ),
-]
-_MARKETING: list[KindSpec] = [
     _kind("welcome_day1", "marketing"),
     _kind("welcome_day3", "marketing"),
     _kind("welcome_day7", "marketing"),

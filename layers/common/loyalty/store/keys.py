@@ -141,6 +141,43 @@ def tier_review_gsi1sk(day: str, tenant_id: str, member_id: str) -> str:
     return f"{day}#{member_pk(tenant_id, member_id)}"
 
 
+# Touches (loyalty.touches): every member has a marker ``IDX#TOUCH`` (written at enrolment, deleted
+# at erasure) indexed under ``TOUCH#<shard>`` with ``<due instant>#<member pk>`` as sort key: the
+# next step of the welcome chain or the next digest. One Query per shard (``gsi1sk`` up to now)
+# finds every member with a message due; the job moves the marker to the next step.
+TOUCH_SK = "IDX#TOUCH"
+TOUCH_PREFIX = "TOUCH#"
+
+
+def touch_gsi1pk(shard: int) -> str:
+    return f"{TOUCH_PREFIX}{shard:02d}"
+
+
+def touch_index(tenant_id: str, member_id: str, due: str) -> dict[str, str]:
+    """The gsi1 keys of a member's touch marker due at the instant ``due`` (RFC 3339, UTC)."""
+    return {
+        "gsi1pk": touch_gsi1pk(due_shard(tenant_id, member_id)),
+        "gsi1sk": f"{due}#{member_pk(tenant_id, member_id)}",
+    }
+
+
+# Coupons (a birthday greeting's): ``T#<tenant>#COUPON#<code>`` / ``COUPON``; the tenant is in the
+# key, so another tenant's code is simply not found.
+COUPON_SK = "COUPON"
+
+
+def coupon_pk(tenant_id: str, code: str) -> str:
+    return f"T#{tenant_id}#COUPON#{code}"
+
+
+# Broadcasts (loyalty.broadcasts): ``T#<tenant>#BROADCAST`` / ``<broadcast id>``, with its progress.
+BROADCAST_SK_PREFIX = "B#"
+
+
+def broadcast_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#BROADCAST"
+
+
 def parse_member_pk(pk: str) -> tuple[str, str]:
     """``(tenant_id, member_id)`` of a member's partition key (member ids never hold ``#``)."""
     head, _, member_id = pk.rpartition("#M#")

@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from loyalty import clock
 from loyalty.models import Balance, Consents, Member, Profile
 from loyalty.store import dynamo, keys
 from loyalty.store.audit import AuditRecord
@@ -97,6 +98,7 @@ class MemberStore(dynamo.Store):
         birthday = member.profile.birthday
         if birthday is not None:
             uow._put(birthday_marker(member.tenant_id, member.member_id, birthday), condition=None)
+        uow._put(touch_marker(member.tenant_id, member.member_id, clock.isoformat(member.enrolled_at)), condition=None)
         if welcome is not None:
             account = _account_from_item(item)
             uow.put_entry(account, 1, welcome)
@@ -138,7 +140,13 @@ class MemberStore(dynamo.Store):
             "TableName": self.table,
             "Key": dynamo.marshal({"pk": keys.member_pk(tenant_id, member_id), "sk": keys.BIRTHDAY_SK}),
         }
-        self.client.transact_write_items(TransactItems=[{"Update": update}, {"Delete": marker}, *also])
+        touches = {
+            "TableName": self.table,
+            "Key": dynamo.marshal({"pk": keys.member_pk(tenant_id, member_id), "sk": keys.TOUCH_SK}),
+        }
+        self.client.transact_write_items(
+            TransactItems=[{"Update": update}, {"Delete": marker}, {"Delete": touches}, *also]
+        )
 
     def change_program(
         self,
@@ -175,6 +183,18 @@ def birthday_marker(tenant_id: str, member_id: str, birthday: date) -> dict[str,
         "sk": keys.BIRTHDAY_SK,
         "gsi1pk": keys.birthday_gsi1pk(birthday.strftime("%m-%d"), keys.due_shard(tenant_id, member_id)),
         "gsi1sk": pk,
+        "tenant_id": tenant_id,
+        "member_id": member_id,
+    }
+
+
+def touch_marker(tenant_id: str, member_id: str, due: str) -> dict[str, Any]:
+    """The gsi1 item that makes the touches job find a member at ``due`` (enrolment: day 1 of the
+    welcome chain, due at once)."""
+    return {
+        "pk": keys.member_pk(tenant_id, member_id),
+        "sk": keys.TOUCH_SK,
+        **keys.touch_index(tenant_id, member_id, due),
         "tenant_id": tenant_id,
         "member_id": member_id,
     }
