@@ -24,6 +24,12 @@ passed without a successful run gets nothing by itself; to catch up, invoke the 
 event ``{"time": "<an instant of that day>"}``: the job decides as at that instant (the dead-letter
 queue keeps failed scheduled events, which carry their ``time``, for 14 days).
 
+The greeting. With ``greet`` (``sending.decide``), the run also decides the member's birthday
+greeting (kind ``birthday``, reference the local year, marketing), due at 10:00 on the birthday in
+the member's zone, with a single-use coupon (``loyalty.coupons``) valid for the tenant's
+``birthday_coupon_days`` from then; the coupon is issued once per member and year, so a rerun
+decides nothing twice and mints no second code.
+
 Failures. One member failing does not stop the others: it is logged and counted, and when the run
 is over :class:`BirthdaysUnfinished` fails the invocation, so Lambda's asynchronous retry runs the
 job again (what was done is not redone), and after the retries the event lands in the dead-letter
@@ -58,6 +64,7 @@ SYSTEM_KEY = "system:birthdays"
 EARLIEST_OFFSET = dt.timedelta(hours=-12)
 LATEST_OFFSET = dt.timedelta(hours=14)
 MIN_SECONDS_LEFT = 30.0  # stop starting members when less is left of the invocation (it is retried)
+GREETING_TIME = dt.time(10, 0)  # the birthday greeting goes at 10:00 local time
 FUTURE_SKEW = dt.timedelta(minutes=5)  # an event's "time" may be this far ahead of the clock
 
 # ------------------------------------------------------------------------------- pure date rules
@@ -167,6 +174,7 @@ class Summary:
     no_bonus: int = 0  # birthday today, but the program has no birthday bonus (marked done)
     not_today: int = 0  # the member's local date is not their birthday (not begun, or over)
     skipped: int = 0  # erased, no birthday, or no member item (an index not caught up yet)
+    greeted: int = 0  # birthday greetings decided (with a coupon)
     failed: list[str] = field(default_factory=list)  # "<tenant>/<member>" of members that failed
     left: bool = False  # stopped for lack of time
 
@@ -180,6 +188,7 @@ class Summary:
             "no_bonus": self.no_bonus,
             "not_today": self.not_today,
             "skipped": self.skipped,
+            "greeted": self.greeted,
             "failed": len(self.failed),
             "left": self.left,
         }
@@ -189,13 +198,42 @@ class Summary:
 class Job:
     ledger: Ledger
     store: BirthdayStore
+    # The birthday greeting: ``sending.decide`` (the function passes it), or None for no greeting.
+    greet: Callable[..., bool] | None = None
 
     @classmethod
-    def for_tables(cls, ledger_table: str, config_table: str, client: Any | None = None) -> Job:
+    def for_tables(
+        cls,
+        ledger_table: str,
+        config_table: str,
+        client: Any | None = None,
+        greet: Callable[..., bool] | None = None,
+    ) -> Job:
         """The job as a run uses it: programs read once per run (make one per run)."""
         return cls(
-            ledger=Ledger(job_stores(ledger_table, config_table, client)), store=BirthdayStore(ledger_table, client)
+            ledger=Ledger(job_stores(ledger_table, config_table, client)),
+            store=BirthdayStore(ledger_table, client),
+            greet=greet,
         )
+
+    def greeting(self, member: Celebrant, local: dt.date) -> bool:
+        """Decide the member's birthday greeting, due at 10:00 on the birthday in the member's
+        zone, with a single-use coupon valid for the tenant's ``birthday_coupon_days`` from then
+        (issued once: a rerun finds the same code). False if it was decided already."""
+        from loyalty.coupons import CouponStore
+        from loyalty.models import TenantSettings
+
+        assert self.greet is not None
+        config = self.ledger.stores.config.tenant_settings(member.tenant_id) or TenantSettings()
+        at_ten = dt.datetime.combine(local, GREETING_TIME, tzinfo=zone(member.time_zone)).astimezone(dt.UTC)
+        valid_until = at_ten + dt.timedelta(days=config.birthday_coupon_days)
+        coupon = dynamo.with_retries(
+            lambda: CouponStore(self.store.table, self.store._client).issue(
+                member.tenant_id, member.member_id, f"birthday#{local.year}", valid_until
+            )
+        )
+        data = {"coupon_code": coupon.code, "coupon_valid_until": valid_until.date().isoformat()}
+        return self.greet(member.tenant_id, member.member_id, "birthday", str(local.year), data, not_before=at_ten)
 
     def _candidates(self, day: dt.date) -> Iterator[tuple[str, list[tuple[str, str]]]]:
         """For each month-day kept on ``day`` and each shard: the members not done for the year."""
@@ -259,4 +297,6 @@ class Job:
             summary.points += points
         else:
             summary.no_bonus += 1
+        if self.greet is not None and self.greeting(member, local):
+            summary.greeted += 1
         dynamo.with_retries(lambda: self.store.mark_done(member.tenant_id, member.member_id, month_day, local.year))
