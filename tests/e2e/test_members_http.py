@@ -131,6 +131,20 @@ def test_enrol_is_idempotent_and_conflicts_on_other_data(api: Api) -> None:
     assert api.member(member_id) == created  # the conflict changed nothing
 
 
+def test_a_retried_enrolment_is_the_same_after_consents_changed(api: Api) -> None:
+    """The shop's retry of an enrolment is compared with what was enrolled, not with the profile as
+    a consent change (or a program move) has left it since."""
+    body = {"member_id": new_id("retry"), "consents": {"marketing": True, "bonus_notices": True}}
+    created = api.post("/v1/members", body)
+    assert created.status_code == 201, created.text
+    changed = api.call("PUT", f"/v1/members/{body['member_id']}/consents", json_body={"marketing": False})
+    assert changed.status_code == 200, changed.text
+    again = api.post("/v1/members", body)
+    assert again.status_code == 200, again.text
+    assert again.json()["consents"]["marketing"] is False  # the member as it is now
+    api.problem(api.post("/v1/members", {**body, "locale": "uk"}), 409, "conflict")
+
+
 def test_read_member_shows_profile_balance_and_tier(api: Api) -> None:
     member_id = api.enrol(email="reader@example.com")
     answer = api.get(f"/v1/members/{member_id}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +170,7 @@ def enrol(
             enrolled_by={"key_id": actor.key_id, "role": actor.role.value} if actor else None,
             referral_code=referral_code_for(tenant_id, member_id, attempt),
             referred_by=referred_by,
+            enrolled_profile=profile_fingerprint(profile),
         )
         outcome = dynamo.with_retries(lambda c=candidate: stores.ledger.create_member(c, welcome=welcome))
         if outcome == "created":
@@ -179,10 +181,21 @@ def enrol(
     raise Conflict("Could not find a free referral code for this member; retry.")  # pragma: no cover
 
 
+def profile_fingerprint(profile: Profile) -> str:
+    """sha256 of the profile's canonical JSON: what an enrolment asked for, without keeping it."""
+    canonical = json.dumps(profile.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _enrolled_already(stores: Stores, existing: Member, profile: Profile, referral_code: str | None) -> Member:
     """A repeat of an enrolment answers the member; anything else is a conflict that says why."""
     tenant_id, member_id = existing.tenant_id, existing.member_id
-    if existing.profile != profile:
+    same = (
+        existing.enrolled_profile == profile_fingerprint(profile)
+        if existing.enrolled_profile
+        else existing.profile == profile  # enrolled before fingerprints: the profile as it is now
+    )
+    if not same:
         raise Conflict(
             f"Member {member_id!r} is already enrolled with other data; read it with GET /v1/members/{member_id}.",
             member_id=member_id,

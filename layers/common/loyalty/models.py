@@ -201,6 +201,9 @@ class Member(Frozen):
     enrolled_by: dict[str, str] | None = None  # the API key (id and role) that enrolled the member
     referral_code: str = ""  # the member's own code, to share
     referred_by: str | None = None  # the referrer's member id, fixed at enrolment
+    # A fingerprint (sha256, no personal data) of the profile as enrolled: a retried enrolment is
+    # compared with it, not with the profile as consents or a program move have changed it since.
+    enrolled_profile: str | None = None
 
 
 class TenantSettings(Frozen):

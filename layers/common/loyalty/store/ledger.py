@@ -44,6 +44,7 @@ def _member_from_item(item: dict[str, Any]) -> Member:
         tier=item["tier"],
         referral_code=item.get("referral_code") or "",
         referred_by=item.get("referred_by"),
+        enrolled_profile=item.get("enrolled_profile"),
     )
 
 
@@ -85,6 +86,7 @@ class MemberStore(dynamo.Store):
             "referral_code": member.referral_code,
             "referred_by": member.referred_by,
             "referral_state": "pending" if member.referred_by else None,
+            "enrolled_profile": member.enrolled_profile,
         }
         uow = UnitOfWork(self.table, self.client)
         uow._put(item)
@@ -130,7 +132,7 @@ class MemberStore(dynamo.Store):
         update = {
             "TableName": self.table,
             "Key": dynamo.marshal({"pk": keys.member_pk(tenant_id, member_id), "sk": keys.MEMBER_SK}),
-            "UpdateExpression": "SET profile = :p, erased_at = :at",
+            "UpdateExpression": "SET profile = :p, erased_at = :at REMOVE enrolled_profile",
             "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(erased_at)",
             "ExpressionAttributeValues": dynamo.values(
                 {":p": json.dumps(ERASED_PROFILE, sort_keys=True), ":at": erased_at}
