@@ -208,3 +208,6 @@ def test_the_tenant_settings_say_what_to_fix(berlin: tuple[dict[str, Any], Api, 
         assert field in answer.text
     admin.problem(api.call("PUT", "/v1/settings", json_body={"burn_time": "01:00"}), 403)  # the shop's key
     assert admin.get("/v1/settings").json()["burn_time_zone"] == "Europe/Berlin"  # nothing was changed
+    kept = admin.call("PUT", "/v1/settings", json_body={"digest_interval_days": 21})  # one field: the rest stays
+    assert kept.status_code == 200, kept.text
+    assert (kept.json()["burn_time_zone"], kept.json()["digest_interval_days"]) == ("Europe/Berlin", 21)

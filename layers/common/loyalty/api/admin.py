@@ -169,9 +169,16 @@ def get_settings() -> TenantSettings:
     return tenant_settings().get(actor_of(router))
 
 
-@router.put("/v1/settings", summary="Change the tenant's settings (audited)", middlewares=OBJECT_BODY)
+@router.put(
+    "/v1/settings",
+    summary="Change the tenant's settings (audited); a field left out keeps its value",
+    middlewares=OBJECT_BODY,
+)
 def put_settings(body: SettingsIn) -> TenantSettings:
-    return tenant_settings().set(actor_of(router), TenantSettings(**body.model_dump()))
+    actor = actor_of(router)
+    current = tenant_settings().get(actor)
+    wanted = TenantSettings(**{**current.model_dump(), **body.model_dump(exclude_unset=True)})
+    return tenant_settings().set(actor, wanted)
 
 
 @router.get("/v1/audit", summary="Manual and administrative actions, newest first")
