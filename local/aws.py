@@ -148,15 +148,20 @@ class _QuietMotoHandler(MotoRequestHandler):
 class MotoServer:
     """moto's server on a loopback port (0 picks a free one), serving from a daemon thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, wrap: Callable[[WsgiApp], WsgiApp] | None = None
+    ) -> None:
         self._host = host
         self._port = port
+        self._wrap = wrap  # more middleware around moto (the outbox: local.outbox.Capture)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         copy_tables_once_per_transaction()
-        app = SerializeDynamoDB(DomainDispatcherApplication(create_backend_app))
+        app: WsgiApp = SerializeDynamoDB(DomainDispatcherApplication(create_backend_app))
+        if self._wrap is not None:
+            app = self._wrap(app)
         self._server = make_server(self._host, self._port, app, threaded=True, request_handler=_QuietMotoHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
         self._thread.start()

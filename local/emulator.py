@@ -20,6 +20,7 @@ from local.clock import LocalClock, format_rfc3339
 from local.control import ControlPlane
 from local.gateway import Gateway
 from local.model import StackModel, build_model, register_functions
+from local.outbox import Capture, Outbox, OutboxPages
 from local.pages import ReportsPage
 from local.pollers import EventSources
 from local.resources import CREATORS, placeholder
@@ -97,7 +98,8 @@ class LocalStack:
         """Build everything; returns what stack.json holds (written last, when all is ready)."""
         template = Template(self.options.template, self.options.parameters)
         self.options.state_dir.mkdir(parents=True, exist_ok=True)
-        self.moto = MotoServer(port=self.options.aws_port)
+        self.outbox = Outbox(self.clock.now)
+        self.moto = MotoServer(port=self.options.aws_port, wrap=lambda app: Capture(app, self.outbox))
         self.moto.start()
         _isolate_from_aws(self.moto.url)
         clients = AwsClients(self.moto.url)
@@ -189,11 +191,37 @@ class LocalStack:
         control = ControlPlane(self.clock, self.scheduler, self.drain, self.options.drain_timeout, self.health)
         gateway = Gateway(self.model, self.runtime, self.clock, control)
         control.add_page("GET", "/_local/reports", ReportsPage(gateway.handle, lambda: self.tenants))
+        outbox = OutboxPages(self.outbox, self._senders)
+        control.add_page("GET", "/_local/outbox", outbox.page)
+        control.add_page("GET", "/_local/outbox.json", outbox.json)
         self.server = make_server(
             self.options.host, self.options.port, gateway, threaded=True, request_handler=_QuietHandler
         )
         self._server_thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
         self._server_thread.start()
+
+    def _senders(self) -> dict[str, tuple[str, str]]:
+        """Provider message id -> ``(member_id, kind)`` of the send records that delivered them
+        (a Scan of the LedgerTable: local only, for the outbox)."""
+        table = self.listing["tables"].get("LedgerTable")
+        if not table or self.moto is None:
+            return {}
+        client = AwsClients(self.moto.url)("dynamodb")
+        found: dict[str, tuple[str, str]] = {}
+        kwargs: dict[str, Any] = {
+            "TableName": table,
+            "FilterExpression": "begins_with(sk, :send) AND attribute_exists(delivered)",
+            "ExpressionAttributeValues": {":send": {"S": "SEND#"}},
+            "ProjectionExpression": "member_id, kind, delivered",
+        }
+        while True:
+            page = client.scan(**kwargs)
+            for item in page["Items"]:
+                for value in item.get("delivered", {}).get("M", {}).values():
+                    found[value["S"]] = (item["member_id"]["S"], item["kind"]["S"])
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # ------------------------------------------------------------------ running
 

@@ -187,6 +187,26 @@ def create_subscription(clients: AwsClients, logical_id: str, props: dict[str, A
     return Created(ref=arn or logical_id)
 
 
+# --------------------------------------------------------------------------- SES
+
+
+def create_ses_configuration_set(clients: AwsClients, logical_id: str, props: dict[str, Any]) -> Created:
+    name = props.get("Name") or logical_id
+    clients("sesv2").create_configuration_set(ConfigurationSetName=name)
+    return Created(ref=name)
+
+
+def create_ses_email_identity(clients: AwsClients, logical_id: str, props: dict[str, Any]) -> Created:
+    """An identity moto treats as verified at once (AWS sends a verification e-mail, or DKIM)."""
+    identity = props["EmailIdentity"]
+    request: dict[str, Any] = {"EmailIdentity": identity}
+    configuration_set = (props.get("ConfigurationSetAttributes") or {}).get("ConfigurationSetName")
+    if configuration_set:
+        request["ConfigurationSetName"] = configuration_set
+    clients("sesv2").create_email_identity(**request)
+    return Created(ref=identity)
+
+
 # --------------------------------------------------------------------------- SSM, Secrets Manager, S3
 
 
@@ -261,6 +281,8 @@ CREATORS: dict[str, Creator] = {
     "AWS::SSM::Parameter": create_ssm_parameter,
     "AWS::SecretsManager::Secret": create_secret,
     "AWS::S3::Bucket": create_bucket,
+    "AWS::SES::ConfigurationSet": create_ses_configuration_set,
+    "AWS::SES::EmailIdentity": create_ses_email_identity,
 }
 
 

@@ -47,6 +47,11 @@ def start_local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Star
         command = [sys.executable, "-m", "local.stack", "--port", "0", "--state-dir", str(state_dir)]
         if template is not None:
             command += ["--template", str(template)]
+        elif not any(str(arg).startswith("NoticeBurstSeconds=") for arg in args):
+            # An accrual notice waits for its burst window in SQS (DelaySeconds), in real time, and
+            # every drain (each step of a time travel) waits for delayed messages: tests' stacks
+            # send notices at once unless a test asks for a window.
+            command += ["--parameter", "NoticeBurstSeconds=0"]
         command += list(args)
         log_path = state_dir / "console.log"
         # Output goes to a file, never a pipe: nobody reads a pipe while tests run, and a full

@@ -283,7 +283,52 @@ def reconcile_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]
     return {"scheduled_nightly.json"}
 
 
+def sender_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    # A send record the stack does not have (never decided): nothing to send, nothing fails.
+    outcome = run("SenderFunction", "send_messages.json")
+    assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
+    assert outcome.result == {"batchItemFailures": []}
+    return {"send_messages.json"}
+
+
+def notices_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    # An adjustment entry on the stream, delivered twice: one decision (a send record and a message
+    # on the send queue), no failure.
+    for _ in range(2):
+        outcome = run("NoticesFunction", "adjustment_entry.json")
+        assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
+        assert outcome.result == {"batchItemFailures": []}
+    client = dynamodb_client(run.stack["aws_endpoint"])  # type: ignore[attr-defined]
+    items = client.query(
+        TableName=run.stack["tables"]["LedgerTable"],  # type: ignore[attr-defined]
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":pk": {"S": "T#demo#M#cust-4002"}, ":s": {"S": "SEND#adjustment#"}},
+    )["Items"]
+    assert [item["status"]["S"] for item in items] == ["decided"]
+    return {"adjustment_entry.json"}
+
+
+def send_release_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    outcome = run("SendReleaseFunction", "scheduled_hourly.json")
+    assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
+    assert isinstance(outcome.result["released"], int)
+    return {"scheduled_hourly.json"}
+
+
+def bounces_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    # A permanent bounce (of a member the stack does not have: the address is suppressed anyway)
+    # and a delivery event, which asks nothing.
+    outcome = run("BouncesFunction", "bounce_and_complaint.json")
+    assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
+    assert outcome.result == {"batchItemFailures": []}
+    return {"bounce_and_complaint.json"}
+
+
 SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str]]] = {
+    "SenderFunction": sender_scenario,
+    "NoticesFunction": notices_scenario,
+    "SendReleaseFunction": send_release_scenario,
+    "BouncesFunction": bounces_scenario,
     "BurnSchedulerFunction": burn_scheduler_scenario,
     "BurnWorkerFunction": burn_worker_scenario,
     "ApiFunction": api_scenario,

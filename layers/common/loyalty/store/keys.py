@@ -192,3 +192,42 @@ def referral_pk(tenant_id: str, code: str) -> str:
 
 
 REFERRAL_SK = "REF"
+
+
+# Messages (loyalty.messaging.sending): a send record per decision in the member's partition,
+# ``SEND#<kind>#<reference>`` (the deterministic key: member, kind, reference), written once. Until
+# it is sent (or skipped) it is also in gsi1 under ``SENDDUE#<shard>`` with ``<not_before>#<pk>#<sk>``
+# as sort key, so the hourly release job finds what is due (a morning after quiet hours, a later
+# day) with one Query per shard, and a decision whose enqueue was lost is enqueued again.
+# Suppressed addresses (hard bounces, complaints) are kept per tenant under a hash, never in clear.
+SEND_PREFIX = "SEND#"
+SEND_DUE_PREFIX = "SENDDUE#"
+
+
+def send_sk(kind: str, reference: str) -> str:
+    return f"{SEND_PREFIX}{kind}#{reference}"
+
+
+def send_due_gsi1pk(shard: int) -> str:
+    return f"{SEND_DUE_PREFIX}{shard:02d}"
+
+
+def send_due_gsi1sk(not_before: str, tenant_id: str, member_id: str, sk: str) -> str:
+    """``<not_before>#<member pk>#<send sk>``: in time order within a shard."""
+    return f"{not_before}#{member_pk(tenant_id, member_id)}#{sk}"
+
+
+def parse_send_due_gsi1sk(gsi1sk: str) -> tuple[str, str]:
+    """``(pk, sk)`` of the send record a ``SENDDUE`` index entry points to."""
+    _, _, rest = gsi1sk.partition("#")
+    pk, _, sk = rest.partition(f"#{SEND_PREFIX}")
+    return pk, f"{SEND_PREFIX}{sk}"
+
+
+def suppression_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#SUPPRESS"
+
+
+def suppression_sk(channel: str, address: str) -> str:
+    """The address's SHA-256 (lowercased, trimmed): the table never holds it in clear."""
+    return f"{channel}#{hashlib.sha256(address.strip().lower().encode()).hexdigest()}"
