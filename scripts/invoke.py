@@ -95,6 +95,10 @@ def stack_refs(template: Mapping[str, Any], stack: Mapping[str, Any]) -> dict[st
     # stack.json maps logical ids to what Ref gives: table and bucket names, queue URLs, topic ARNs...
     for section in ("tables", "queues", "topics", "parameters", "secrets", "buckets", "functions"):
         refs.update({str(k): str(v) for k, v in (stack.get(section) or {}).items()})
+    # A REST API's Ref is its id (e.g. the API's URL built with Fn::Sub in an environment).
+    refs.update(
+        {str(k): str(v["id"]) for k, v in (stack.get("apis") or {}).items() if isinstance(v, dict) and "id" in v}
+    )
     return refs
 
 

@@ -72,7 +72,7 @@ def test_a_purchase_sends_an_accrual_notice_in_the_members_language(api: Api) ->
     headers = message["headers"]
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert headers["List-Unsubscribe"].startswith("<https://") and "/v1/unsubscribe/" in headers["List-Unsubscribe"]
-    assert headers["X-SES-Configuration-Set"] == "MessagesConfigurationSet"
+    assert headers["X-SES-Configuration-Set"] == "loyalty-local-messages"  # MessagesConfigurationSet
     # The same message once: filtering by another member shows none of it.
     assert outbox(api, new_id("nobody"), timeout=0) == []
 

@@ -460,3 +460,23 @@ class _Http:
         self.status_code = status_code
         self.headers: dict[str, str] = {}
         self.content = b""
+
+
+def test_a_companys_notices_go_in_copy_to_its_decision_maker(bench: Bench) -> None:
+    from loyalty.companies import Companies
+    from loyalty.store.companies import Contact
+
+    company = bench.member(locale="en")
+    boss = f"boss-{uuid.uuid4().hex[:8]}@example.com"
+    Companies(bench.world.stores).put(
+        bench.world.actor, company, name="Acme", decision_maker=Contact(name="Ann", email=boss, locale="uk")
+    )
+    bench.decider.decide("demo", company, "adjustment", "adj-c", {"points": 40, "reason": "Contract bonus"})
+    bench.decider.decide("demo", company, "broadcast", "news", {"title": "News", "message": "Spring sale"})
+    outcomes = bench.run_queue()
+    assert sorted(o.status for o in outcomes) == ["sent", "sent"]
+    assert len(emails_to(f"{company}@example.com")) == 2  # the notice and the news, to the company
+    [copy] = emails_to(boss)  # the statement in copy, not the marketing
+    assert "40" in copy.subject and 'lang="uk"' in copy.body  # in the decision maker's language
+    assert bench.record(company, "adjustment", "adj-c")["delivered"].keys() == {"member", "copy"}
+    assert bench.record(company, "broadcast", "news")["delivered"].keys() == {"member"}
