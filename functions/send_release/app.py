@@ -1,5 +1,5 @@
 """The hourly release of messages that waited (``loyalty.messaging.sending.release_due``): every
-send record due by now that is not on the send queue, found through the due index (16 shards of
+send record due by now that is not on the send queue, found through the due index (4 shards of
 gsi1), is enqueued: the morning after quiet hours, a decision for a later day, an enqueue that was
 lost. Thin; on an EventBridge Scheduler schedule at minute 0 of every hour.
 

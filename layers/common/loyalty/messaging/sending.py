@@ -305,10 +305,11 @@ def decide(
 # ---------------------------------------------------------------------------------- releasing
 def release_due(sends: SendStore, queue: SendQueue, now: datetime) -> int:
     """The hourly release job: enqueue every record due by ``now`` that is not in the queue
-    (the morning after quiet hours, a later day, an enqueue lost). Answers how many."""
+    (the morning after quiet hours, a later day, an enqueue lost), one Query per index shard.
+    Answers how many."""
     released = 0
     stale = _iso(now - STALE_ENQUEUE)
-    for shard in range(keys.DUE_SHARDS):
+    for shard in range(keys.SEND_DUE_SHARDS):
         for pk, sk in sends.due(shard, _iso(now)):
             record = sends.mark_enqueued(pk, sk, _iso(now), stale)
             if record is not None:

@@ -202,6 +202,9 @@ REFERRAL_SK = "REF"
 # Suppressed addresses (hard bounces, complaints) are kept per tenant under a hash, never in clear.
 SEND_PREFIX = "SEND#"
 SEND_DUE_PREFIX = "SENDDUE#"
+# 4 index partitions, not DUE_SHARDS: the release job queries every shard every hour, and 4 x
+# 1,000 index writes a second is far above any SES send rate the records are sent at.
+SEND_DUE_SHARDS = 4
 
 
 def send_sk(kind: str, reference: str) -> str:

@@ -44,7 +44,7 @@ def _failed_condition(error: ClientError) -> bool:
 
 def due_index(tenant_id: str, member_id: str, sk: str, not_before: str) -> dict[str, str]:
     return {
-        "gsi1pk": keys.send_due_gsi1pk(keys.due_shard(tenant_id, member_id, sk)),
+        "gsi1pk": keys.send_due_gsi1pk(keys.due_shard(tenant_id, member_id, sk) % keys.SEND_DUE_SHARDS),
         "gsi1sk": keys.send_due_gsi1sk(not_before, tenant_id, member_id, sk),
     }
 
