@@ -480,3 +480,11 @@ def test_a_companys_notices_go_in_copy_to_its_decision_maker(bench: Bench) -> No
     assert "40" in copy.subject and 'lang="uk"' in copy.body  # in the decision maker's language
     assert bench.record(company, "adjustment", "adj-c")["delivered"].keys() == {"member", "copy"}
     assert bench.record(company, "broadcast", "news")["delivered"].keys() == {"member"}
+
+
+def test_an_address_the_provider_refuses_is_skipped_not_retried(bench: Bench) -> None:
+    member_id = bench.member(email="not-an-address")
+    bench.decider.decide("demo", member_id, "tier_reached", "t", {"tier": "Gold"})
+    [outcome] = bench.run_queue()
+    assert outcome.status == "skipped" and outcome.reason.startswith("rejected: ")
+    assert bench.run_queue() == [] and bench.deferred == []

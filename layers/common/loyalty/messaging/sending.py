@@ -61,6 +61,14 @@ RETRYABLE_PROVIDER_CODES = {
     "ServiceUnavailableException",
     "KMSThrottlingException",
 }
+# Answers that say this message to this address will never go: the record is skipped, not retried.
+REJECTED_CODES = {
+    "MessageRejected",
+    "BadRequestException",
+    "InvalidParameterValue",
+    "InvalidParameter",
+    "InvalidParameterException",
+}
 SYSTEM_ACTOR = "system:sender"
 
 
@@ -413,6 +421,9 @@ class Sender:
             if _retryable(error):
                 self.sends.put_back(claimed, lease, _iso(now))
                 raise RetryLater(retry_delay(receive_count), f"provider: {error}") from error
+            code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
+            if code in REJECTED_CODES:  # an address the provider refuses: retrying changes nothing
+                return self._skip(claimed, lease, now, f"rejected: {code}")
             raise
 
     def _finish(self, record: Mapping[str, Any], lease: str, status: str, now: datetime, **fields: Any) -> Outcome:
