@@ -103,3 +103,36 @@ def test_the_outbox_page_in_a_real_browser(api: Api, tmp_path: Path) -> None:
     assert "<iframe sandbox=" in dom and "srcdoc=" in dom  # the e-mail as the customer sees it, sandboxed
     assert "List-Unsubscribe" in dom
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def evening(start_local_stack: Any) -> Iterator[Api]:
+    """A stack of its own whose clock starts at 19:30 UTC: 22:30 in Moscow (quiet), 19:30 in London."""
+    stack = start_local_stack(args=["--now", "2026-11-25T19:30:00Z"])
+    client = Api(stack, stack["tenants"]["demo"]["api_keys"]["integration"])
+    yield client
+    client.session.close()
+
+
+def travel(api: Api, to: str) -> dict[str, Any]:
+    answer = requests.post(f"{api.url}/_local/clock", json={"to": to}, timeout=600)
+    assert answer.status_code == 200, answer.text
+    moved = answer.json()
+    assert moved["drained"] is True and all(f["ok"] for f in moved["fired"]), moved
+    return moved
+
+
+def test_quiet_hours_hold_a_notice_until_morning_in_the_members_zone(evening: Api) -> None:
+    moscow = evening.enrol(email=f"{new_id('msk')}@example.com", locale="ru", time_zone="Europe/Moscow")
+    london = evening.enrol(email=f"{new_id('ldn')}@example.com", locale="en", time_zone="Europe/London")
+    for member_id in (moscow, london):
+        evening.purchase(member_id, new_id("order"), 100_000)
+    assert [m["kind"] for m in outbox(evening, london)] == ["accrual"]  # 19:30 in London: it goes
+    assert requests.post(f"{evening.url}/_local/drain", json={}, timeout=120).status_code == 200
+    assert outbox(evening, moscow, timeout=0) == []  # 22:30 in Moscow: held
+    travel(evening, "2026-11-26T05:30:00Z")  # 08:30 in Moscow: still quiet
+    assert outbox(evening, moscow, timeout=0) == []
+    moved = travel(evening, "2026-11-26T06:10:00Z")  # the release job's run at 06:00 UTC, 09:00 there
+    assert "SendReleaseFunction.Hourly" in {f["schedule"] for f in moved["fired"]}
+    [message] = outbox(evening, moscow)
+    assert message["kind"] == "accrual" and message["sent_at"].startswith("2026-11-26T06:0")
