@@ -488,3 +488,64 @@ def test_an_address_the_provider_refuses_is_skipped_not_retried(bench: Bench) ->
     [outcome] = bench.run_queue()
     assert outcome.status == "skipped" and outcome.reason.startswith("rejected: ")
     assert bench.run_queue() == [] and bench.deferred == []
+
+
+class _Context:
+    function_name = "SenderFunction"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:SenderFunction"
+    memory_limit_in_mb = "512"
+    aws_request_id = "00000000-0000-0000-0000-0000000053d0"
+    log_group_name = "/aws/lambda/SenderFunction"
+    log_stream_name = "2026/11/23/[$LATEST]sending"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def test_the_sender_function_invoked_twice_on_the_same_batch_sends_once(bench: Bench, monkeypatch) -> None:
+    from pathlib import Path
+
+    from loyalty.api import deps
+    from tests.support.functions import load_app
+
+    for name, value in {
+        "SEND_QUEUE_URL": bench.queue.url,
+        "SENDER_EMAIL": SENDER,
+        "SES_CONFIGURATION_SET": "messages",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "LoyaltyTests",
+        "POWERTOOLS_SERVICE_NAME": "sender",
+    }.items():
+        monkeypatch.setenv(name, value)
+    _clear_caches()
+    deps.stores.cache_clear()
+    try:
+        app = load_app(Path(__file__).resolve().parents[2] / "functions" / "sender" / "app.py")
+        members = [bench.member() for _ in range(3)]
+        for member_id in members:
+            bench.decider.decide("demo", member_id, "tier_reached", "t", {"tier": "Gold"})
+        received = bench.receive()
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764020000000"},
+                    "messageAttributes": {},
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:SendQueue",
+                    "awsRegion": "us-east-1",
+                }
+                for m in received
+            ]
+        }
+        assert len(event["Records"]) == 3
+        first = app.handler(event, _Context())
+        second = app.handler(event, _Context())  # the same batch again (a retry, a duplicate delivery)
+        assert first == second == {"batchItemFailures": []}
+        assert [len(emails_to(f"{m}@example.com")) for m in members] == [1, 1, 1]
+    finally:
+        deps.stores.cache_clear()
