@@ -109,7 +109,8 @@ def aws(service: str, endpoint: str) -> Any:
 
 
 def _clear_caches() -> None:
-    for cached in (settings, sending_settings, dynamo.client, consents._store, secrets.secret_string, sending._sqs):
+    caches = (settings, sending_settings, dynamo.client, consents._store, secrets.secret_string, sending._sqs)
+    for cached in (*caches, sending.decider):
         cached.cache_clear()
 
 
