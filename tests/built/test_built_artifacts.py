@@ -244,6 +244,35 @@ def tiers_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
     return {"scheduled_nightly.json"}
 
 
+def touches_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    """A member enrolled now (the source tree's enrolment writes its marker): the built job decides
+    its day-1 thanks once (a send record, a message on the send queue); a rerun finds nothing due."""
+    from loyalty.members import Stores, enrol
+    from loyalty.models import Profile
+    from loyalty.store.config import ConfigStore
+    from loyalty.store.ledger import LedgerStore
+
+    stack = run.stack  # type: ignore[attr-defined]
+    client = dynamodb_client(stack["aws_endpoint"])
+    stores = Stores(
+        ledger=LedgerStore(stack["tables"]["LedgerTable"], client),
+        config=ConfigStore(stack["tables"]["ConfigTable"], client),
+    )
+    enrol(stores, "demo", "built-touch", Profile(email="built-touch@example.com"))
+    first = run("TouchesFunction", "scheduled_hourly.json")
+    assert first.ok, f"{first.error}\n{first.logs}"
+    assert first.result["decided"] >= 1 and first.result["kinds"].get("welcome_day1", 0) >= 1, first.result
+    again = run("TouchesFunction", "scheduled_hourly.json")
+    assert again.ok and (again.result["due"], again.result["decided"]) == (0, 0), again.result
+    items = client.query(
+        TableName=stack["tables"]["LedgerTable"],
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":pk": {"S": "T#demo#M#built-touch"}, ":s": {"S": "SEND#"}},
+    )["Items"]
+    assert [item["sk"]["S"] for item in items] == ["SEND#welcome_day1#chain#1"]
+    return {"scheduled_hourly.json"}
+
+
 def burn_scheduler_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
     # 21:30 UTC is 00:30 in Moscow (BurnTimeZone, the default of tenants that name no zone): the
     # hourly run begins the night of the 25th for every tenant, and a rerun of it has nothing left
@@ -341,6 +370,7 @@ SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str
     "BirthdaysFunction": birthdays_scenario,
     "ReportsFunction": reports_scenario,
     "ReconcileFunction": reconcile_scenario,
+    "TouchesFunction": touches_scenario,
 }
 
 
