@@ -49,6 +49,7 @@ ERRORS: dict[int, tuple[str, str]] = {
         "more than the order allows (`max_points`, `available`), a hold no longer open (`hold_status`), "
         "more than can be refunded (`refundable`), a revoked key.",
     ),
+    410: ("Gone", "It exists but is no longer valid: an expired coupon (`valid_until`)."),
     413: ("ContentTooLarge", "The body is over 64 KB."),
     415: ("UnsupportedMediaType", "The body is not JSON: send it with Content-Type: application/json."),
     422: (
@@ -65,8 +66,12 @@ ERRORS: dict[int, tuple[str, str]] = {
 }
 EVERY_OPERATION = (400, 401, 403, 413, 415, 429, 503)
 
-# Beyond an id in the path: operations whose body names something that may not exist.
-CAN_BE_NOT_FOUND = {("POST", "/v1/members"), ("POST", "/v1/cards")}  # program_id; member_id
+# Beyond an id in the path: operations whose body or query names something that may not exist.
+CAN_BE_NOT_FOUND = {
+    ("POST", "/v1/members"),  # program_id
+    ("POST", "/v1/cards"),  # member_id
+    ("GET", "/v1/reports/summary"),  # ?program_id=
+}
 # Operations the domain may refuse with a 409 (loyalty.errors.Conflict and InsufficientPoints).
 CAN_CONFLICT = {
     ("POST", "/v1/members"),
@@ -91,7 +96,10 @@ CAN_CONFLICT = {
     ("PUT", "/v1/members/{member_id}/company"),
     ("PUT", "/v1/members/{member_id}/managers/{manager_id}"),
     ("PUT", "/v1/members/{member_id}/consents"),  # an erased member
+    ("POST", "/v1/coupons/{code}/redeem"),  # used already (`used_at`)
 }
+# Operations that may answer 410: the thing exists but is no longer valid (an expired coupon).
+CAN_BE_GONE = {("POST", "/v1/coupons/{code}/redeem")}
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -160,6 +168,8 @@ def finalize(document: dict[str, Any]) -> dict[str, Any]:
                 statuses.add(404)
             if route in CAN_CONFLICT:
                 statuses.add(409)
+            if route in CAN_BE_GONE:
+                statuses.add(410)
             answers = operation.get("responses", {})
             successes = {code: answer for code, answer in answers.items() if str(code)[0] in "123"}
             errors = {str(status): {"$ref": REF + ERRORS[status][0]} for status in sorted(statuses)}

@@ -13,7 +13,12 @@ entry, lot, report state and counter once, eventually consistent. From it:
 * **entry counters**: per tenant, program, UTC day and entry type, the points of the entries equal
   the day counters (``D#...``, every shard and tier), for the days before the run's day (today's
   are still being written);
-* **lot counters**: per tenant and burn date, the open lots equal the ``B#...`` counters.
+* **lot counters**: per tenant and burn date, the open lots equal the ``B#...`` counters. A lot
+  changed while the Scan ran (read before the change, its counter after, or the other way round)
+  differs for a moment: every burn date that fails is checked again after the same wait, its lots
+  read consistently (the members the Scan saw with a lot there, and those the burn's due index
+  lists for that date) against its counters (a consistent Query per shard), up to
+  ``LOT_RECHECKS`` times; only a difference that stays is drift.
 
 What drifts is stored (``RECON`` / ``RUN#<day>``: tenant and member ids, figures; no personal
 data), logged and counted by the caller (a metric with an alarm). Read cost: the table once,
@@ -35,10 +40,12 @@ from loyalty.errors import NotFound
 from loyalty.ledger import check_invariant
 from loyalty.reports import entry_of_item
 from loyalty.store import dynamo, keys
+from loyalty.store.burn import BurnStore
 from loyalty.store.ledger import LedgerStore
 from loyalty.store.reports import STATE_SK, ReportStore
 
 MAX_LISTED = 1000  # members named in one run's record (the count is always exact)
+LOT_RECHECKS = 3  # consistent re-reads of a burn date whose lots and counters differ
 
 
 @dataclass
@@ -57,6 +64,7 @@ class _Segment:
     counters: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     lots: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     lot_counters: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    lot_members: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     items: int = 0
     pages: int = 0
     read_units: float = 0.0
@@ -69,7 +77,7 @@ def _add(into: dict[str, int], attr: str, value: int) -> None:
 def _read(segment: _Segment, item: dict[str, Any], before_day: str) -> None:
     pk, sk = item["pk"], item["sk"]
     if "#M#" in pk:
-        tenant_id, _ = keys.parse_member_pk(pk)
+        tenant_id, member_id = keys.parse_member_pk(pk)
         member = segment.members[pk]
         if sk == keys.MEMBER_SK:
             member.balance, member.lot_debt = int(item.get("balance", 0)), int(item.get("lot_debt", 0))
@@ -82,9 +90,12 @@ def _read(segment: _Segment, item: dict[str, Any], before_day: str) -> None:
         elif sk.startswith("L#"):
             member.lots[sk[2:]] = int(item["remaining"])
             segment.lots[(tenant_id, sk[2:])] += int(item["remaining"])
+            segment.lot_members[(tenant_id, sk[2:])].add(member_id)
         elif sk == STATE_SK:
             state = rules.MemberState.from_dict(json.loads(item["state"]), int(item["version"]))
             member.state_lots = {day: remaining for day, (remaining, _) in state.lots.items()}
+            for day in member.state_lots:
+                segment.lot_members[(tenant_id, day)].add(member_id)
     elif "#RPT#" in pk:
         tenant_id = pk[2:].rsplit("#RPT#", 1)[0]
         if sk.startswith("D#"):
@@ -145,6 +156,7 @@ class Reconciliation:
         self.table = table
         self.ledger = LedgerStore(table, client)
         self.reports = ReportStore(table, client)
+        self.burns = BurnStore(table, client)
         self.segments = segments
 
     @property
@@ -162,6 +174,7 @@ class Reconciliation:
         counters: dict[tuple[str, str, str], dict[str, int]] = defaultdict(dict)
         lots: dict[tuple[str, str], int] = defaultdict(int)
         lot_counters: dict[tuple[str, str], int] = defaultdict(int)
+        lot_members: dict[tuple[str, str], set[str]] = defaultdict(set)
         for part in parts:
             members.update(part.members)
             for target, source in ((ledger, part.ledger), (counters, part.counters)):
@@ -172,8 +185,11 @@ class Reconciliation:
                 lots[key] += value
             for key, value in part.lot_counters.items():
                 lot_counters[key] += value
+            for key, ids in part.lot_members.items():
+                lot_members[key] |= ids
         suspects = {pk: why for pk, member in members.items() if (why := member_problem(member))}
-        if suspects:
+        lot_suspects = sorted(k for k in set(lots) | set(lot_counters) if lots[k] != lot_counters[k])
+        if suspects or lot_suspects:
             recheck_wait()  # let the stream catch up with writes made while the Scan ran
         drifting = []
         for pk in sorted(suspects):
@@ -193,12 +209,7 @@ class Reconciliation:
             for t, p, d in [k]
             if _nonzero(ledger[k]) != _nonzero(counters[k])
         ]
-        lot_drift = [
-            {"tenant_id": t, "burn_date": d, "lots": lots[k], "counters": lot_counters[k]}
-            for k in sorted(set(lots) | set(lot_counters))
-            for t, d in [k]
-            if lots[k] != lot_counters[k]
-        ]
+        lot_drift = self._recheck_lots(lot_suspects, lot_members, recheck_wait)
         return {
             "day": before_day,
             "members_checked": sum(1 for m in members.values() if m.balance is not None),
@@ -208,6 +219,7 @@ class Reconciliation:
             "read_units": sum(p.read_units for p in parts),
             "segments": self.segments,
             "suspects": len(suspects),
+            "lot_suspects": len(lot_suspects),
             "drifting_members": len(drifting),
             "members": drifting[:MAX_LISTED],
             "counter_drift": counter_drift[:MAX_LISTED],
@@ -230,6 +242,38 @@ class Reconciliation:
             if actual != copied:
                 return "the reports' copy of the lots differs from the lots"
         return None
+
+    def _recheck_lots(
+        self,
+        suspects: list[tuple[str, str]],
+        scanned: dict[tuple[str, str], set[str]],
+        wait: Callable[[], None],
+    ) -> list[dict[str, Any]]:
+        """The burn dates whose open lots and counters, read again consistently, still differ after
+        ``LOT_RECHECKS`` rounds (``wait`` between rounds), with the last figures read."""
+        pending, figures = list(suspects), {}
+        for attempt in range(LOT_RECHECKS):
+            if attempt:
+                wait()
+            figures = {key: self._lot_figures(*key, scanned.get(key, set())) for key in pending}
+            pending = [key for key in pending if figures[key]["lots"] != figures[key]["counters"]]
+            if not pending:
+                break
+        return [{"tenant_id": t, "burn_date": d, **figures[(t, d)]} for t, d in pending]
+
+    def _lot_figures(self, tenant_id: str, burn_date: str, scanned: set[str]) -> dict[str, int]:
+        """A burn date's open lots (of the members the Scan saw there, and of those the due index
+        lists for the date: a lot made after the Scan passed its member) and its counters."""
+        indexed = dynamo.with_retries(
+            lambda: [m for shard in range(keys.DUE_SHARDS) for m in self.burns.due_members(tenant_id, burn_date, shard)]
+        )
+        lot_points = sum(
+            lot.remaining
+            for member_id in sorted(scanned | set(indexed))
+            for lot in dynamo.with_retries(lambda m=member_id: self.ledger.lot(tenant_id, m, burn_date))
+        )
+        counted = dynamo.with_retries(lambda: self.reports.lot_counter(tenant_id, burn_date))
+        return {"lots": lot_points, "counters": counted}
 
     def record(self, result: dict[str, Any]) -> None:
         self.reports.put_run(result["day"], result)

@@ -18,7 +18,7 @@ from loyalty.api.programs import PROGRAM_ID_PATTERN
 from loyalty.reports import MAX_DAYS, MAX_MONTHS, Reports, to_csv
 from loyalty.settings import settings
 from loyalty.store.reports import ReportStore
-from loyalty.web import actor_of
+from loyalty.web import actor_of, json_response
 
 router = APIGatewayRouter()
 
@@ -122,9 +122,20 @@ class SummaryOut(BaseModel):
     liability: Liability
 
 
+# Both media types of the one 200: the body is validated against ``SummaryOut | str`` (a CSV is a
+# string), and the document declares each under its own content type.
+ANSWERS = {
+    200: {
+        "description": "The report: JSON by default, CSV with format=csv (one row per period, program and tier)",
+        "content": {"application/json": {"model": SummaryOut}, "text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
 @router.get(
     "/v1/reports/summary",
     summary="Points accrued, redeemed, burned, refunded, adjusted; liability; members; orders (JSON or CSV)",
+    responses=ANSWERS,
 )
 def summary(
     first: Annotated[
@@ -144,7 +155,7 @@ def summary(
     response_format: Annotated[
         Literal["json", "csv"], Query(alias="format", description="csv: one row per period, program and tier.")
     ] = "json",
-) -> SummaryOut:
+) -> Response[SummaryOut | str]:
     end = last or clock.now().date()
     if first is None:
         month = end.year * 12 + end.month - 1 - (11 if granularity == "month" else 0)
@@ -154,10 +165,10 @@ def summary(
     )
     if response_format == "csv":
         name = f"loyalty-report-{answer['from']}-{answer['to']}.csv"
-        return Response(  # type: ignore[return-value]
+        return Response(
             status_code=200,
             content_type="text/csv; charset=utf-8",
             body=to_csv(answer),
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    return SummaryOut.model_validate(answer)
+    return json_response(200, SummaryOut.model_validate(answer))

@@ -123,6 +123,17 @@ class ReportStore(dynamo.Store):
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def lot_counter(self, tenant_id: str, burn_date: str) -> int:
+        """The points of open lots that burn on ``burn_date`` by the counters, every program and
+        shard, read consistently (the reconciliation's second look)."""
+        total = 0
+        for shard in range(REPORT_SHARDS):
+            total += sum(
+                int(item.get("points", 0))
+                for item in self.query_all(counter_pk(tenant_id, shard), lot_counter_sk(burn_date, ""), consistent=True)
+            )
+        return total
+
     # ------------------------------------------------------------------- reconciliation
     def put_run(self, day: str, result: dict[str, Any]) -> None:
         self.client.put_item(
