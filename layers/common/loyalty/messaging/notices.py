@@ -1,6 +1,6 @@
 """Bonus notices: what the ledger's stream decides, and what a notice says when it is sent.
 
-From the stream (``functions/notices``; its filter passes new entry items and new due notices):
+From the stream (``functions/events``; its filters pass new entry items and new due notices):
 
 - ``accrual`` (points > 0): joins the member's accrual notice still inside its burst window, or
   opens one due at the window's end (``NoticeBurstSeconds``): several accruals within minutes are
