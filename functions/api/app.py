@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty.api import cards, companies, consents, ledger, members, unsubscribe
+from loyalty.api import broadcasts, cards, companies, consents, ledger, members, touches, unsubscribe
 from loyalty.api.access import access_guard
 from loyalty.api.deps import stores
 from loyalty.api.idempotency import idempotency_middleware
@@ -28,7 +28,16 @@ def _admin_routers() -> list[Any]:
 
 
 app = build_resolver(
-    [members.router, ledger.router, cards.router, companies.router, consents.router, unsubscribe.router],
+    [
+        members.router,
+        ledger.router,
+        cards.router,
+        companies.router,
+        consents.router,
+        unsubscribe.router,
+        touches.router,
+        broadcasts.router,
+    ],
     documented_elsewhere=_admin_routers,
 )
 app.use([idempotency_middleware])

@@ -273,6 +273,27 @@ def touches_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
     return {"scheduled_hourly.json"}
 
 
+def broadcast_worker_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
+    """A broadcast to everyone, its item written as POST /v1/broadcasts writes it: the built worker
+    scans segment 0's first page and moves its cursor; the same message again changes nothing."""
+    from loyalty import broadcasts
+
+    class Unsent:
+        def send(self, *args: object) -> None:  # the first pages' messages: the scenario sends its own
+            pass
+
+    stack = run.stack  # type: ignore[attr-defined]
+    store = broadcasts.BroadcastStore(stack["tables"]["LedgerTable"], dynamodb_client(stack["aws_endpoint"]))
+    broadcasts.start(store, Unsent(), "demo", "built-broadcast", "Built", "A built broadcast.", {"all": True}, "key:b")  # type: ignore[arg-type]
+    for _ in range(2):
+        outcome = run("BroadcastWorkerFunction", "broadcast_page.json")
+        assert outcome.ok, f"{outcome.error}\n{outcome.logs}"
+        assert outcome.result == {"batchItemFailures": []}
+        item = store.get("demo", "built-broadcast")
+        assert item is not None and int(item["pages"]["0"]) == 1, item
+    return {"broadcast_page.json"}
+
+
 def burn_scheduler_scenario(run: Callable[[str, str], invoke.Invocation]) -> set[str]:
     # 21:30 UTC is 00:30 in Moscow (BurnTimeZone, the default of tenants that name no zone): the
     # hourly run begins the night of the 25th for every tenant, and a rerun of it has nothing left
@@ -370,6 +391,7 @@ SCENARIOS: dict[str, Callable[[Callable[[str, str], invoke.Invocation]], set[str
     "ReportsFunction": reports_scenario,
     "ReconcileFunction": reconcile_scenario,
     "TouchesFunction": touches_scenario,
+    "BroadcastWorkerFunction": broadcast_worker_scenario,
 }
 
 

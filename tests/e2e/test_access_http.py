@@ -200,6 +200,25 @@ def requests_for(victim: dict[str, Any]) -> dict[tuple[str, str], Callable[[], t
             "/v1/templates/accrual/preview",
             {"channel": "sms", "locale": "ru"},
         ),
+        # No such coupon: a 404 for a key that may collect coupons (tests/e2e/test_touches_http.py collects real ones).
+        ("POST", "/v1/coupons/{code}/redeem"): lambda: ("POST", "/v1/coupons/BDAY-0000-0000-0000/redeem", {}),
+        ("POST", "/v1/events/{event_id}/results"): lambda: (
+            "POST",
+            f"/v1/events/{new_id('ev')}/results",
+            {"event_name": "Access test", "results_url": "https://example.com/photos", "attendees": [m]},
+        ),
+        # A segment nobody is in (a tier the demo program does not have is a 422, so: an unknown program, 404).
+        ("POST", "/v1/broadcasts"): lambda: (
+            "POST",
+            "/v1/broadcasts",
+            {
+                "broadcast_id": new_id("bc"),
+                "title": "Access test",
+                "message": "Nobody gets this.",
+                "segment": {"program_id": new_id("no-program")},
+            },
+        ),
+        ("GET", "/v1/broadcasts/{broadcast_id}"): lambda: ("GET", f"/v1/broadcasts/{new_id('bc')}", None),
         ("POST", "/v1/simulations"): lambda: (
             "POST",
             "/v1/simulations",

@@ -41,6 +41,10 @@ LEDGER_AND_MEMBER_PATHS = {
     "/v1/members/{member_id}/managers/{manager_id}": {"put", "delete"},
     "/v1/members/{member_id}/consents": {"get", "put"},
     "/v1/unsubscribe/{token}": {"get", "post"},
+    "/v1/coupons/{code}/redeem": {"post"},
+    "/v1/events/{event_id}/results": {"post"},
+    "/v1/broadcasts": {"post"},
+    "/v1/broadcasts/{broadcast_id}": {"get"},
 }
 # Served by the admin function, described in the same document.
 ADMIN_PATHS = {

@@ -35,6 +35,9 @@ class Permission(StrEnum):
     ACCESS_ADMIN = "access:admin"
     AUDIT_READ = "audit:read"
     REPORTS_READ = "reports:read"  # /v1/reports: accrued, redeemed, burned, liability, members
+    COUPONS = "coupons"  # the till collects a single-use coupon (a birthday greeting's)
+    MESSAGES_SEND = "messages:send"  # tell an event's attendees its results are out
+    BROADCASTS = "broadcasts"  # a message to a whole segment (all, a program, a tier), and its progress
 
 
 _SHOP = {
@@ -46,6 +49,7 @@ _SHOP = {
     Permission.PROGRAMS_READ,
     Permission.COMPANIES,  # the shop's B2B accounts: which customer is a company, who its managers are
     Permission.CONSENTS,  # the shop's account page: "send me news", "no SMS"
+    Permission.COUPONS,  # the till: a birthday coupon collected at the checkout
 }
 _MANAGER = {
     Permission.MEMBERS_READ,
@@ -53,6 +57,7 @@ _MANAGER = {
     Permission.PROGRAMS_READ,
     Permission.CARDS_ISSUE,
     Permission.CONSENTS,  # a customer at the desk asks to stop (or start) the messages
+    Permission.MESSAGES_SEND,  # after an event, tell its attendees the photos are out
 }
 _SENIOR = _MANAGER | {
     Permission.ADJUSTMENTS_UNLIMITED,

@@ -71,6 +71,7 @@ CAN_BE_NOT_FOUND = {
     ("POST", "/v1/members"),  # program_id
     ("POST", "/v1/cards"),  # member_id
     ("GET", "/v1/reports/summary"),  # ?program_id=
+    ("POST", "/v1/broadcasts"),  # segment.program_id
 }
 # Operations the domain may refuse with a 409 (loyalty.errors.Conflict and InsufficientPoints).
 CAN_CONFLICT = {
@@ -97,6 +98,7 @@ CAN_CONFLICT = {
     ("PUT", "/v1/members/{member_id}/managers/{manager_id}"),
     ("PUT", "/v1/members/{member_id}/consents"),  # an erased member
     ("POST", "/v1/coupons/{code}/redeem"),  # used already (`used_at`)
+    ("POST", "/v1/broadcasts"),  # the same broadcast_id with another body
 }
 # Operations that may answer 410: the thing exists but is no longer valid (an expired coupon).
 CAN_BE_GONE = {("POST", "/v1/coupons/{code}/redeem")}

@@ -74,6 +74,10 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("PUT", "/v1/templates/{kind}/{locale}/{channel}"): P.TEMPLATES_ADMIN,
     ("DELETE", "/v1/templates/{kind}/{locale}/{channel}"): P.TEMPLATES_ADMIN,
     ("POST", "/v1/templates/{kind}/preview"): P.TEMPLATES_ADMIN,
+    ("POST", "/v1/coupons/{code}/redeem"): P.COUPONS,
+    ("POST", "/v1/events/{event_id}/results"): P.MESSAGES_SEND,
+    ("POST", "/v1/broadcasts"): P.BROADCASTS,
+    ("GET", "/v1/broadcasts/{broadcast_id}"): P.BROADCASTS,
 }
 POLICY_TTL_SECONDS = 60.0
 
