@@ -183,7 +183,8 @@ def test_a_change_takes_effect_at_its_date_and_earned_points_keep_their_burn_dat
     assert scheduled["version"] == 2 and instant(scheduled["effective_from"]) == starts
     assert shop.purchase(member_id, new_id("o"), 100_000)["points"] == 50  # version 1 still in force
 
-    travel = requests.post(admin.url + "/_local/clock", json={"advance": "P2D"}, timeout=60)
+    # Two days fire about 200 scheduled runs (five hourly jobs): minutes on a busy 2-core machine.
+    travel = requests.post(admin.url + "/_local/clock", json={"advance": "P2D"}, timeout=600)
     assert travel.status_code == 200, travel.text
     now = stack_now(admin)
     current = admin.get("/v1/programs/seasonal").json()
