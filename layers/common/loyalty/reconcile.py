@@ -33,7 +33,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
+
+import boto3
+from botocore.config import Config
 
 from loyalty import report_rules as rules
 from loyalty.errors import NotFound
@@ -44,6 +48,12 @@ from loyalty.store.burn import BurnStore
 from loyalty.store.ledger import LedgerStore
 from loyalty.store.reports import STATE_SK, ReportStore
 
+# The Scan's own client: a page is up to 1 MB read from the whole table, not a call that answers in
+# milliseconds, so dynamo.CLIENT_CONFIG's 2-second read timeout (sized for the API) is too short
+# for it on a busy table (it failed the run on a loaded local stack); a nightly job may wait.
+SCAN_CLIENT_CONFIG = dynamo.CLIENT_CONFIG.merge(
+    Config(read_timeout=60, retries={"mode": "standard", "max_attempts": 5})
+)
 MAX_LISTED = 1000  # members named in one run's record (the count is always exact)
 LOT_RECHECKS = 3  # consistent re-reads of a burn date whose lots and counters differ
 
@@ -129,6 +139,12 @@ def _scan(client: Any, table: str, segment_no: int, total: int, before_day: str)
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+@cache
+def scan_client() -> Any:
+    """This process's client for the Scan (``SCAN_CLIENT_CONFIG``), made on first use."""
+    return boto3.client("dynamodb", config=SCAN_CLIENT_CONFIG)
+
+
 def _nonzero(row: dict[str, int]) -> dict[str, int]:
     return {attr: value for attr, value in row.items() if value}
 
@@ -154,6 +170,7 @@ def member_problem(member: _Member) -> str | None:
 class Reconciliation:
     def __init__(self, table: str, client: Any | None = None, *, segments: int = 4) -> None:
         self.table = table
+        self._client = client
         self.ledger = LedgerStore(table, client)
         self.reports = ReportStore(table, client)
         self.burns = BurnStore(table, client)
@@ -163,11 +180,17 @@ class Reconciliation:
     def client(self) -> Any:
         return self.ledger.client
 
+    @property
+    def scan_client(self) -> Any:
+        return self._client or scan_client()
+
     def run(self, today: dt.date, *, recheck_wait: Callable[[], None] = lambda: None) -> dict[str, Any]:
         before_day = today.isoformat()
         with ThreadPoolExecutor(max_workers=self.segments) as pool:
             parts = list(
-                pool.map(lambda n: _scan(self.client, self.table, n, self.segments, before_day), range(self.segments))
+                pool.map(
+                    lambda n: _scan(self.scan_client, self.table, n, self.segments, before_day), range(self.segments)
+                )
             )
         members: dict[str, _Member] = {}
         ledger: dict[tuple[str, str, str], dict[str, int]] = defaultdict(dict)
