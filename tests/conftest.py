@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# No per-example time limit for property tests: they check rules, not speed (bench/ measures that),
+# and a CI machine's or a loaded laptop's pauses must not fail them.
+settings.register_profile("loyalty", deadline=None)
+settings.load_profile("loyalty")
 STARTUP_TIMEOUT_SECONDS = 60
 
 StartLocalStack = Callable[..., dict[str, Any]]
