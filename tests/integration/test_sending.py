@@ -315,6 +315,14 @@ def test_marketing_is_capped_at_two_a_rolling_week(bench: Bench, fake_clock) -> 
         ("skipped", "marketing_cap"),  # day 6: still two (days 0 and 2)
         ("sent", None),  # day 8: day 0 left the window
     ]
+    # the welcome chain counts toward the cap but is never refused by it (days 1, 3, 7 in a week)...
+    bench.decider.decide("demo", member_id, "welcome_day7", "chain#7", {})
+    assert [o.status for o in bench.run_queue()] == ["sent"]
+    # ...so the next broadcast in the window gives way
+    fake_clock.advance(minutes=1)
+    bench.decider.decide("demo", member_id, "broadcast", "b-after-chain", {"title": "T", "message": "News"})
+    bench.run_queue()
+    assert bench.record(member_id, "broadcast", "b-after-chain")["reason"] == "marketing_cap"
     # bonus notices are not capped
     for n in range(3):
         bench.decider.decide("demo", member_id, "tier_reached", f"t-{n}", {"tier": "Gold"})

@@ -70,6 +70,10 @@ REJECTED_CODES = {
     "InvalidParameterException",
 }
 SYSTEM_ACTOR = "system:sender"
+# The welcome chain is a sequence the member signed up for, spaced by design (days 1, 3, 7, 14...):
+# its steps count toward the marketing cap but are never refused by it, so a broadcast in the
+# member's first week is what gives way, not the chain.
+CAP_EXEMPT_KINDS = frozenset({"welcome_day1", "welcome_day3", "welcome_day7", "welcome_day14", "welcome_periodic"})
 
 
 class RetryLater(Exception):
@@ -450,7 +454,7 @@ class Sender:
             self.sends.put_back(record, lease, _iso(morning))
             return Outcome("held", "quiet_hours")
         category = record["category"]
-        if category == "marketing":
+        if category == "marketing" and record["kind"] not in CAP_EXEMPT_KINDS:
             since = _iso(now - self.cap.window)
             earlier = [
                 _parse(at)
