@@ -112,15 +112,7 @@ class BroadcastStore(dynamo.Store):
 
     def create(self, item: Mapping[str, Any]) -> bool:
         """False if a broadcast with this id exists already."""
-        try:
-            self.client.put_item(
-                TableName=self.table, Item=dynamo.marshal(item), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.put_new(item)
 
     def advance(
         self, tenant_id: str, broadcast_id: str, segment: int, page: int, cursor: str, scanned: int, decided: int

@@ -16,7 +16,6 @@ not done yet: after a member's bonus is paid, the job's later runs that day neve
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -26,7 +25,6 @@ from botocore.exceptions import ClientError
 
 from loyalty.store import dynamo, keys
 
-BATCH_GET_LIMIT = 100  # keys per BatchGetItem request
 DONE_PREFIX = "Y#"
 
 
@@ -100,35 +98,16 @@ class BirthdayStore(dynamo.Store):
         """The member items of ``members`` (BatchGetItem, 100 at a time, eventually consistent: a
         profile read a moment late is good enough), by ``(tenant_id, member_id)``; members not
         found are left out."""
-        found: dict[tuple[str, str], Celebrant] = {}
-        wanted = list(dict.fromkeys(members))
-        for start in range(0, len(wanted), BATCH_GET_LIMIT):
-            chunk = wanted[start : start + BATCH_GET_LIMIT]
-            request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [dynamo.marshal({"pk": keys.member_pk(t, m), "sk": keys.MEMBER_SK}) for t, m in chunk],
-                    "ProjectionExpression": "#t, #m, #p, #profile, #erased",
-                    "ExpressionAttributeNames": {
-                        "#t": "tenant_id",
-                        "#m": "member_id",
-                        "#p": "program_id",
-                        "#profile": "profile",
-                        "#erased": "erased_at",
-                    },
-                }
-            }
-            for attempt in range(10):
-                response = self.client.batch_get_item(RequestItems=request)
-                for raw in response["Responses"].get(self.table, []):
-                    celebrant = _celebrant(dynamo.unmarshal(raw))
-                    found[(celebrant.tenant_id, celebrant.member_id)] = celebrant
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))  # unprocessed keys: DynamoDB asks us to slow down
-            else:
-                raise dynamo.Retry()  # still unprocessed: the caller's retry reads them again
-        return found
+        keys_ = [{"pk": keys.member_pk(t, m), "sk": keys.MEMBER_SK} for t, m in dict.fromkeys(members)]
+        projection = {
+            "#t": "tenant_id",
+            "#m": "member_id",
+            "#p": "program_id",
+            "#profile": "profile",
+            "#erased": "erased_at",
+        }
+        celebrants = (_celebrant(item) for item in self.batch_get(keys_, projection=projection))
+        return {(c.tenant_id, c.member_id): c for c in celebrants}
 
     def mark_done(self, tenant_id: str, member_id: str, month_day: str, year: int) -> bool:
         """Move the member's marker to "birthday of ``year`` done". Only forward, and only while the

@@ -179,16 +179,7 @@ class BurnStore(dynamo.Store):
     def put_notice(self, tenant_id: str, member_id: str, notice: dict[str, Any]) -> bool:
         """Record a due notice once; False if it was recorded already."""
         pk = keys.member_pk(tenant_id, member_id)
-        item = {"pk": pk, "sk": keys.notice_sk(notice["burn_date"], notice["days_before"]), **notice}
-        try:
-            self.client.put_item(
-                TableName=self.table, Item=dynamo.marshal(item), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.put_new({"pk": pk, "sk": keys.notice_sk(notice["burn_date"], notice["days_before"]), **notice})
 
     def notices(self, tenant_id: str, member_id: str) -> list[dict[str, Any]]:
         """The member's due notices about burns, oldest burn first."""

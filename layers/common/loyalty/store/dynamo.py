@@ -57,6 +57,14 @@ def client() -> Any:
     return boto3.client("dynamodb", config=CLIENT_CONFIG)
 
 
+BATCH_GET_LIMIT = 100  # keys in one BatchGetItem request
+
+
+def failed_condition(error: ClientError) -> bool:
+    """A conditional write's condition was false (not a transaction's cancellation)."""
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
 class Store:
     """A store on one table. Its client is the one given (tests pass theirs) or this process's,
     made on first use."""
@@ -68,6 +76,45 @@ class Store:
     @property
     def client(self) -> Any:
         return self._client or client()
+
+    def put_new(self, item: Mapping[str, Any]) -> bool:
+        """Put ``item`` only if no item has its key; False (nothing written) if one has."""
+        try:
+            self.client.put_item(
+                TableName=self.table, Item=marshal(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as error:
+            if failed_condition(error):
+                return False
+            raise
+        return True
+
+    def batch_get(
+        self, keys: list[Mapping[str, Any]], *, projection: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The items of ``keys`` that exist (BatchGetItem, 100 keys a request, eventually
+        consistent), unmarshalled, in no particular order; ``projection``: ``{placeholder: attribute}``
+        of the attributes to read. Keys DynamoDB leaves unprocessed are asked again with backoff;
+        still unprocessed after ten rounds: ``Retry`` (the caller's retry reads them again)."""
+        found: list[dict[str, Any]] = []
+        wanted = list({tuple(sorted(k.items())): k for k in keys}.values())
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self.table: {"Keys": [marshal(k) for k in wanted[start : start + BATCH_GET_LIMIT]]}
+            }
+            if projection:
+                request[self.table]["ProjectionExpression"] = ", ".join(projection)
+                request[self.table]["ExpressionAttributeNames"] = dict(projection)
+            for attempt in range(10):
+                response = self.client.batch_get_item(RequestItems=request)
+                found += [unmarshal(raw) for raw in response["Responses"].get(self.table, [])]
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # unprocessed keys: DynamoDB asks us to slow down
+            else:
+                raise Retry()
+        return found
 
     def query_all(self, pk: str, prefix: str, *, consistent: bool = False) -> list[dict[str, Any]]:
         """Every item of partition ``pk`` whose sort key starts with ``prefix``, every page of it

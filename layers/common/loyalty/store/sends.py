@@ -38,10 +38,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _failed_condition(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 def due_index(tenant_id: str, member_id: str, sk: str, not_before: str) -> dict[str, str]:
     return {
         "gsi1pk": keys.send_due_gsi1pk(keys.due_shard(tenant_id, member_id, sk) % keys.SEND_DUE_SHARDS),
@@ -56,15 +52,7 @@ class SendStore(dynamo.Store):
 
     def put(self, record: dict[str, Any]) -> bool:
         """Write a new record once; False if that decision exists already."""
-        try:
-            self.client.put_item(
-                TableName=self.table, Item=dynamo.marshal(record), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except ClientError as error:
-            if _failed_condition(error):
-                return False
-            raise
-        return True
+        return self.put_new(record)
 
     def get(self, tenant_id: str, member_id: str, sk: str) -> dict[str, Any] | None:
         response = self.client.get_item(
@@ -122,7 +110,7 @@ class SendStore(dynamo.Store):
         try:
             response = self.client.update_item(TableName=self.table, Key=key, ReturnValues="ALL_NEW", **request)
         except ClientError as error:
-            if _failed_condition(error):
+            if dynamo.failed_condition(error):
                 return None
             raise
         return plain(dynamo.unmarshal(response["Attributes"]))
@@ -267,5 +255,5 @@ class SendStore(dynamo.Store):
                 TableName=self.table, Item=dynamo.marshal(item), ConditionExpression="attribute_not_exists(pk)"
             )
         except ClientError as error:
-            if not _failed_condition(error):
+            if not dynamo.failed_condition(error):
                 raise

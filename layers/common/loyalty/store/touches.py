@@ -12,7 +12,6 @@ next step: the cost follows the members due, not the table.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,8 +20,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from loyalty.store import dynamo, keys
-
-BATCH_GET_LIMIT = 100  # keys per BatchGetItem request
 
 
 def due_until(now: str) -> str:
@@ -59,10 +56,6 @@ def _touchee(item: dict[str, Any]) -> Touchee:
     )
 
 
-def _failed_condition(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 class TouchStore(dynamo.Store):
     def due(self, shard: int, now: str) -> Iterator[str]:
         """The sort keys of the markers of one shard due at or before ``now``, oldest first, page
@@ -84,35 +77,10 @@ class TouchStore(dynamo.Store):
     def members(self, members: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Touchee]:
         """The member items of ``members`` (BatchGetItem, 100 at a time, only the attributes the job
         needs), by ``(tenant_id, member_id)``; members not found are left out."""
-        found: dict[tuple[str, str], Touchee] = {}
-        wanted = list(dict.fromkeys(members))
-        for start in range(0, len(wanted), BATCH_GET_LIMIT):
-            chunk = wanted[start : start + BATCH_GET_LIMIT]
-            request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [dynamo.marshal({"pk": keys.member_pk(t, m), "sk": keys.MEMBER_SK}) for t, m in chunk],
-                    "ProjectionExpression": "#t, #m, #p, #e, #x",
-                    "ExpressionAttributeNames": {
-                        "#t": "tenant_id",
-                        "#m": "member_id",
-                        "#p": "program_id",
-                        "#e": "enrolled_at",
-                        "#x": "erased_at",
-                    },
-                }
-            }
-            for attempt in range(10):
-                response = self.client.batch_get_item(RequestItems=request)
-                for raw in response["Responses"].get(self.table, []):
-                    touchee = _touchee(dynamo.unmarshal(raw))
-                    found[(touchee.tenant_id, touchee.member_id)] = touchee
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))  # DynamoDB asks us to slow down
-            else:
-                raise dynamo.Retry()
-        return found
+        keys_ = [{"pk": keys.member_pk(t, m), "sk": keys.MEMBER_SK} for t, m in dict.fromkeys(members)]
+        projection = {"#t": "tenant_id", "#m": "member_id", "#p": "program_id", "#e": "enrolled_at", "#x": "erased_at"}
+        touchees = (_touchee(item) for item in self.batch_get(keys_, projection=projection))
+        return {(t.tenant_id, t.member_id): t for t in touchees}
 
     def move(self, tenant_id: str, member_id: str, read: str, due: str) -> bool:
         """Move the member's marker from the sort key ``read`` to the instant ``due``. Only from
@@ -129,7 +97,7 @@ class TouchStore(dynamo.Store):
                 ),
             )
         except ClientError as error:
-            if _failed_condition(error):
+            if dynamo.failed_condition(error):
                 return False
             raise
         return True
@@ -144,7 +112,7 @@ class TouchStore(dynamo.Store):
                 ExpressionAttributeValues=dynamo.values({":read": read}),
             )
         except ClientError as error:
-            if _failed_condition(error):
+            if dynamo.failed_condition(error):
                 return False
             raise
         return True
@@ -153,17 +121,7 @@ class TouchStore(dynamo.Store):
         """Write a marker for a member that has none (the backfill); False if it has one."""
         from loyalty.store.ledger import touch_marker
 
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item=dynamo.marshal(touch_marker(tenant_id, member_id, due)),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as error:
-            if _failed_condition(error):
-                return False
-            raise
-        return True
+        return self.put_new(touch_marker(tenant_id, member_id, due))
 
     def scan_members(self, segment: int, segments: int) -> Iterator[Touchee]:
         """Every member item of one parallel Scan segment (the backfill only: a one-off command)."""
