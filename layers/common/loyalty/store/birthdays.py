@@ -86,13 +86,9 @@ class BirthdayStore(dynamo.Store):
                 {":pk": keys.birthday_gsi1pk(month_day, shard), ":until": not_done_before(year)}
             ),
         }
-        while True:
-            page = self.client.query(**kwargs)
+        for page in self.pages("query", kwargs):
             for raw in page["Items"]:
                 yield member_of(dynamo.unmarshal(raw)["gsi1sk"])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def celebrants(self, members: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Celebrant]:
         """The member items of ``members`` (BatchGetItem, 100 at a time, eventually consistent: a

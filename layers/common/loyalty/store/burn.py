@@ -64,17 +64,13 @@ class BurnStore(dynamo.Store):
             "ReturnConsumedCapacity": "TOTAL",
         }
         seen: set[str] = set()
-        while True:
-            page = self.client.query(**kwargs)
+        for page in self.pages("query", kwargs):
             self.consumed(page)
             for raw in page["Items"]:
                 pk = raw["gsi1sk"]["S"]
                 if pk not in seen:
                     seen.add(pk)
                     yield keys.parse_member_pk(pk)[1]
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def consumed(self, response: dict[str, Any]) -> None:
         """A hook for the benchmark: the read units of each index query."""
@@ -140,8 +136,7 @@ class BurnStore(dynamo.Store):
             "ProjectionExpression": "pk, sk, #due, gsi1pk, gsi1sk",
             "ExpressionAttributeNames": {"#due": "due"},
         }
-        while True:
-            page = self.client.scan(**kwargs)
+        for page in self.pages("scan", kwargs):
             for item in map(dynamo.unmarshal, page["Items"]):
                 try:
                     tenant_id, member_id = keys.parse_member_pk(item["pk"])
@@ -156,9 +151,7 @@ class BurnStore(dynamo.Store):
                 if not dry_run and not self._set_index(item["pk"], item["sk"], wanted):
                     counts["fixed"] -= 1
                     counts["gone"] += 1
-            if "LastEvaluatedKey" not in page:
-                return counts
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return counts
 
     def _set_index(self, pk: str, sk: str, index: dict[str, str]) -> bool:
         """Set an existing item's gsi1 keys; False if the item is gone (never creates one)."""

@@ -183,14 +183,11 @@ class ConfigStore(dynamo.Store):
             "ProjectionExpression": "tenant_id",
         }
         tenants = 0
-        while True:
-            page = self.client.scan(**kwargs)
+        for page in self.pages("scan", kwargs):
             for item in map(dynamo.unmarshal, page["Items"]):
                 self._register(item["tenant_id"])
                 tenants += 1
-            if "LastEvaluatedKey" not in page:
-                return tenants
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return tenants
 
     def all_tenant_settings(self) -> list[tuple[str, TenantSettings]]:
         """Every tenant of the registry with its settings, in tenant id order."""
@@ -201,13 +198,10 @@ class ConfigStore(dynamo.Store):
             "ConsistentRead": True,
         }
         found: list[tuple[str, TenantSettings]] = []
-        while True:
-            page = self.client.query(**kwargs)
+        for page in self.pages("query", kwargs):
             for item in map(dynamo.unmarshal, page["Items"]):
                 found.append((item["sk"], TenantSettings.model_validate_json(item["doc"])))
-            if "LastEvaluatedKey" not in page:
-                return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found
 
     def default_program_id(self, tenant_id: str) -> str | None:
         response = self.client.get_item(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import Any, TypeVar
 
@@ -77,6 +77,17 @@ class Store:
     def client(self) -> Any:
         return self._client or client()
 
+    def pages(self, operation: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every page of a ``query`` or ``scan`` (``operation``) of ``request``, following
+        ``LastEvaluatedKey`` to the end."""
+        kwargs = dict(request)
+        while True:
+            page = getattr(self.client, operation)(**kwargs)
+            yield page
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def put_new(self, item: Mapping[str, Any]) -> bool:
         """Put ``item`` only if no item has its key; False (nothing written) if one has."""
         try:
@@ -127,12 +138,9 @@ class Store:
         if consistent:
             kwargs["ConsistentRead"] = True
         items: list[dict[str, Any]] = []
-        while True:
-            page = self.client.query(**kwargs)
+        for page in self.pages("query", kwargs):
             items += [unmarshal(raw) for raw in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return items
 
 
 def marshal(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -389,15 +389,11 @@ class LedgerReader(dynamo.Store):
                 {":pk": keys.tier_review_gsi1pk(shard), ":until": (through + timedelta(days=1)).isoformat()}
             ),
         }
-        while True:
-            page = self.client.query(**kwargs)
+        for page in self.pages("query", kwargs):
             for raw in page["Items"]:
                 item = dynamo.unmarshal(raw)
                 day, _, pk = item["gsi1sk"].partition("#")
                 yield (day, *keys.parse_member_pk(pk))
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _entry_from_item(item: dict[str, Any]) -> Entry:

@@ -71,12 +71,9 @@ class SendStore(dynamo.Store):
             "ConsistentRead": True,
         }
         items: list[dict[str, Any]] = []
-        while True:
-            page = self.client.query(**kwargs)
+        for page in self.pages("query", kwargs):
             items += [plain(dynamo.unmarshal(raw)) for raw in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return items
 
     def marketing_since(self, tenant_id: str, member_id: str, since: str) -> list[str]:
         """When the member's marketing messages since ``since`` went (or began to go)."""
@@ -98,12 +95,9 @@ class SendStore(dynamo.Store):
             "ConsistentRead": True,
         }
         found: list[str] = []
-        while True:
-            page = self.client.query(**kwargs)
+        for page in self.pages("query", kwargs):
             found += [dynamo.unmarshal(raw)["claimed_at"] for raw in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found
 
     def _update(self, key: dict[str, Any], **request: Any) -> dict[str, Any] | None:
         """A conditional update; the new item, or None when the condition failed."""
@@ -222,13 +216,9 @@ class SendStore(dynamo.Store):
             # '$' sorts right after '#': every sort key that starts with an instant <= through.
             "ExpressionAttributeValues": dynamo.values({":pk": keys.send_due_gsi1pk(shard), ":bound": f"{through}$"}),
         }
-        while True:
-            page = self.client.query(**kwargs)
+        for page in self.pages("query", kwargs):
             for raw in page["Items"]:
                 yield keys.parse_send_due_gsi1sk(raw["gsi1sk"]["S"])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # ------------------------------------------------------------------ suppressed addresses
     def suppressed(self, tenant_id: str, channel: str, address: str) -> bool:

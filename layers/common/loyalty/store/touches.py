@@ -66,13 +66,9 @@ class TouchStore(dynamo.Store):
             "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk < :until",
             "ExpressionAttributeValues": dynamo.values({":pk": keys.touch_gsi1pk(shard), ":until": due_until(now)}),
         }
-        while True:
-            page = self.client.query(**kwargs)
+        for page in self.pages("query", kwargs):
             for raw in page["Items"]:
                 yield str(dynamo.unmarshal(raw)["gsi1sk"])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def members(self, members: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Touchee]:
         """The member items of ``members`` (BatchGetItem, 100 at a time, only the attributes the job
@@ -133,10 +129,6 @@ class TouchStore(dynamo.Store):
             "ProjectionExpression": "tenant_id, member_id, program_id, enrolled_at, erased_at",
             "ExpressionAttributeValues": dynamo.values({":member": keys.MEMBER_SK}),
         }
-        while True:
-            page = self.client.scan(**kwargs)
+        for page in self.pages("scan", kwargs):
             for raw in page["Items"]:
                 yield _touchee(dynamo.unmarshal(raw))
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
