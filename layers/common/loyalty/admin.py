@@ -13,11 +13,9 @@ import json
 import sys
 from typing import Any
 
-from pydantic import ValidationError
-
 from loyalty import auth
 from loyalty.errors import DomainError, InvalidRequest
-from loyalty.models import Actor, Program, Role, TenantSettings, Tier
+from loyalty.models import Actor, Program, Role, Tier
 from loyalty.store.config import ConfigStore
 from loyalty.tenancy import ApiKeys, TenantSettingsAdmin, key_view
 
@@ -195,14 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(backfill_touches(config_table, ledger_table, args.segments, dry_run=args.dry_run)))
         return
     if args.command == "set-burn-time":
-        try:
-            current = ConfigStore(config_table).tenant_settings(args.tenant_id) or TenantSettings()
-            wanted = TenantSettings(  # the tenant's other settings (touches) stay as they are
-                **{**current.model_dump(), "burn_time_zone": args.zone, "burn_time": args.time}
-            )
-        except ValidationError as error:
-            raise InvalidRequest("; ".join(f"{e['loc'][0]} {e['msg']}" for e in error.errors())) from error
-        done = TenantSettingsAdmin(ConfigStore(config_table), ledger_table).set(operator(args.tenant_id), wanted)
+        changes = {"burn_time_zone": args.zone, "burn_time": args.time}  # the other settings stay as they are
+        done = TenantSettingsAdmin(ConfigStore(config_table), ledger_table).change(operator(args.tenant_id), changes)
         print(json.dumps({"tenant_id": args.tenant_id, **done.model_dump()}))
         return
     store = ConfigStore(config_table)

@@ -7,7 +7,10 @@ API Gateway's authorizer cache for it runs out (``ReauthorizeEvery`` in the temp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from pydantic import ValidationError
 
 from loyalty import auth, clock
 from loyalty.access import AccessPolicy, Permission
@@ -129,7 +132,21 @@ class TenantSettingsAdmin:
         return found
 
     def set(self, actor: Actor, tenant_settings: TenantSettings) -> TenantSettings:
+        """Replace every setting."""
         self.get(actor)  # a tenant outside the registry gets the 404 that says how to register it
+        return self._write(actor, tenant_settings)
+
+    def change(self, actor: Actor, changes: Mapping[str, Any]) -> TenantSettings:
+        """Change the settings named in ``changes``; the others keep their values."""
+        current = self.get(actor)
+        try:
+            wanted = TenantSettings(**{**current.model_dump(), **changes})
+        except ValidationError as error:
+            fields = "; ".join(f"{e['loc'][0]} {e['msg']}" for e in error.errors())
+            raise InvalidRequest(fields, field=str(error.errors()[0]["loc"][0])) from error
+        return self._write(actor, wanted)
+
+    def _write(self, actor: Actor, tenant_settings: TenantSettings) -> TenantSettings:
         now = clock.now()
         audit = record(
             actor, "settings.set", ref=clock.isoformat(now), at=now, details=tenant_settings.model_dump(mode="json")

@@ -175,10 +175,7 @@ def get_settings() -> TenantSettings:
     middlewares=OBJECT_BODY,
 )
 def put_settings(body: SettingsIn) -> TenantSettings:
-    actor = actor_of(router)
-    current = tenant_settings().get(actor)
-    wanted = TenantSettings(**{**current.model_dump(), **body.model_dump(exclude_unset=True)})
-    return tenant_settings().set(actor, wanted)
+    return tenant_settings().change(actor_of(router), body.model_dump(exclude_unset=True))
 
 
 @router.get("/v1/audit", summary="Manual and administrative actions, newest first")
