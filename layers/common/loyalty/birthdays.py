@@ -49,6 +49,7 @@ from aws_lambda_powertools import Logger
 
 from loyalty import clock
 from loyalty.errors import Conflict
+from loyalty.jobs import JobUnfinished
 from loyalty.ledger import Grant, Ledger
 from loyalty.members import job_stores
 from loyalty.models import Actor, Role
@@ -151,17 +152,10 @@ def system_actor(tenant_id: str) -> Actor:
     return Actor(tenant_id=tenant_id, key_id=SYSTEM_KEY, role=Role.ADMIN)
 
 
-class BirthdaysUnfinished(RuntimeError):
-    """Raised at the end of a run that left members (a failure, or time ran short): the
-    asynchronous invocation fails, so Lambda retries it; what was done is not redone."""
+class BirthdaysUnfinished(JobUnfinished):
+    """Raised at the end of a run that left members; Lambda retries it (``JobUnfinished``)."""
 
-    def __init__(self, summary: Summary) -> None:
-        super().__init__(
-            f"birthday bonuses left for a retry: {len(summary.failed)} failed"
-            + (", and time ran short" if summary.left else "")
-            + f" ({summary.as_dict()})"
-        )
-        self.summary = summary
+    what = "birthday bonuses"
 
 
 @dataclass

@@ -34,6 +34,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from loyalty import clock
+from loyalty.jobs import JobUnfinished
 from loyalty.members import Stores, job_stores
 from loyalty.models import TenantSettings
 from loyalty.store import dynamo, keys
@@ -132,17 +133,10 @@ def first_due_after(enrolled_at: dt.datetime, at: dt.datetime, chain_interval: i
 # ------------------------------------------------------------------------------- the job
 
 
-class TouchesUnfinished(RuntimeError):
-    """Raised at the end of a run that left members (a failure, or time ran short): the
-    asynchronous invocation fails and Lambda retries it; what was done is not redone."""
+class TouchesUnfinished(JobUnfinished):
+    """Raised at the end of a run that left members; Lambda retries it (``JobUnfinished``)."""
 
-    def __init__(self, summary: Summary) -> None:
-        super().__init__(
-            f"touches left for a retry: {len(summary.failed)} failed"
-            + (", and time ran short" if summary.left else "")
-            + f" ({summary.as_dict()})"
-        )
-        self.summary = summary
+    what = "touches"
 
 
 @dataclass
