@@ -82,11 +82,10 @@ def label(modules: str) -> str:
 
 
 def function_envs(template: Mapping) -> dict[str, dict[str, str]]:
-    """Each function's own environment (tables and queues resolved to placeholder names: imports
-    make no calls)."""
+    """Each function's own environment (every resource a ``Ref`` names, a table, a queue, a secret,
+    the API, resolved to a placeholder: imports make no calls)."""
     refs = invoke.stack_refs(template, PLACEHOLDER_STACK)
-    placeholders = ("AWS::DynamoDB::Table", "AWS::SQS::Queue")
-    refs.update({name: name for name, res in template["Resources"].items() if res["Type"] in placeholders})
+    refs.update({name: name for name in template["Resources"] if name not in refs})
     envs = {}
     for logical_id, fn in samtemplate.functions(template).items():
         env = {name: samtemplate.resolve(value, refs) for name, value in fn.environment.items()}
